@@ -1,0 +1,71 @@
+"""SigLIP2Backbone: both towers and the sigmoid logit head."""
+
+import keras
+from keras_hub.models import Backbone
+
+from keras_siglip2.layers.similarity import SigmoidLogitHead, l2_normalize
+from keras_siglip2.models.text_encoder import SigLIP2TextEncoder
+from keras_siglip2.models.vision_encoder import SigLIP2VisionEncoder
+
+
+@keras.saving.register_keras_serializable(package="keras_siglip2")
+class SigLIP2Backbone(Backbone):
+    """The image and text towers plus the learned temperature `t'` and bias `b`.
+
+    Built from the two tower configs (see `keras_siglip2.configs`):
+    `SigLIP2Backbone(vision={...}, text={...})`, or
+    `SigLIP2Backbone.from_config(keras_siglip2.configs.tiny())`.
+
+    Inputs: the image tower's inputs (`images`, or NaFlex `patches`,
+    `patch_mask`, `spatial_shapes`) and `token_ids (B_t, L)`.
+    Outputs: `image_embeddings (B_i, D)`, `text_embeddings (B_t, D)`
+    (L2-normalised, float32), `logits (B_i, B_t)` float32 and
+    `patch_features (B_i, N, D)`.
+    """
+
+    def __init__(self, vision, text, dtype=None, **kwargs):
+        self.vision_encoder = SigLIP2VisionEncoder(**vision, dtype=dtype, name="vision_encoder")
+        self.text_encoder = SigLIP2TextEncoder(**text, dtype=dtype, name="text_encoder")
+        if self.text_encoder.projection_dim != self.vision_encoder.hidden_dim:
+            raise ValueError(
+                f"The text head projects to {self.text_encoder.projection_dim} but the "
+                f"image embedding has width {self.vision_encoder.hidden_dim}."
+            )
+        self.logit_head = SigmoidLogitHead(name="logit_head")
+
+        image_inputs = {
+            name: keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=name)
+            for name, tensor in self.vision_encoder.input.items()
+        }
+        token_ids = keras.Input((self.text_encoder.sequence_length,), dtype="int32", name="token_ids")
+        image = self.vision_encoder(image_inputs)
+        text = self.text_encoder({"token_ids": token_ids})
+        outputs = self.logit_head(image["pooled"], text["pooled"])
+        outputs["patch_features"] = image["patch_features"]
+        super().__init__(
+            inputs={**image_inputs, "token_ids": token_ids},
+            outputs=outputs,
+            dtype=dtype,
+            **kwargs,
+        )
+        self.vision = dict(vision)
+        self.text = dict(text)
+
+    @property
+    def naflex(self):
+        return self.vision_encoder.naflex
+
+    def encode_images(self, inputs):
+        """Image-tower inputs → L2-normalised `(B, D)` float32 embeddings."""
+        pooled = self.vision_encoder(inputs)["pooled"]
+        return l2_normalize(keras.ops.cast(pooled, "float32"))
+
+    def encode_texts(self, token_ids):
+        """`token_ids (B, L)` → L2-normalised `(B, D)` float32 embeddings."""
+        pooled = self.text_encoder({"token_ids": token_ids})["pooled"]
+        return l2_normalize(keras.ops.cast(pooled, "float32"))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(vision=self.vision, text=self.text)
+        return config
