@@ -190,3 +190,52 @@ def checkpoint_config(name):
         facts["image_size"],
         text_variant=facts["text_variant"],
     )
+
+
+def _trunk_parameters(hidden_dim, num_layers, intermediate_dim, **_):
+    attention = 4 * (hidden_dim * hidden_dim + hidden_dim)
+    mlp = 2 * hidden_dim * intermediate_dim + intermediate_dim + hidden_dim
+    block = attention + mlp + 2 * 2 * hidden_dim  # two LayerNorms
+    return num_layers * block + 2 * hidden_dim  # final LayerNorm
+
+
+def count_parameters(config):
+    """Parameter count of a backbone config, by arithmetic (nothing is built)."""
+    v, t = config["vision"], config["text"]
+    d = v["hidden_dim"]
+    if v.get("image_size") is None:
+        positions = v["position_grid_size"] ** 2
+    else:
+        positions = (v["image_size"] // v["patch_size"]) ** 2
+    vision = (v["patch_size"] ** 2 * 3 + 1) * d + positions * d + _trunk_parameters(**v)
+    map_head = d + 4 * (d * d + d) + 2 * d + 2 * d * v["intermediate_dim"]
+    vision += map_head + v["intermediate_dim"] + d
+    text = (t["vocabulary_size"] + t["sequence_length"]) * t["hidden_dim"]
+    text += _trunk_parameters(**t) + (t["hidden_dim"] + 1) * t["projection_dim"]
+    return vision + text + 2  # + log temperature and bias
+
+
+def list_presets(verbose=False):
+    """The released checkpoints: full name, short aliases and parameter count.
+
+    Returns a list of dicts; `verbose=True` also prints a table.
+    """
+    rows = []
+    for name, facts in CHECKPOINTS.items():
+        aliases = sorted(a for a, target in ALIASES.items() if target == name)
+        rows.append(
+            dict(
+                name=name,
+                aliases=aliases,
+                parameters=count_parameters(checkpoint_config(name)),
+                image_size=facts["image_size"] or "NaFlex",
+                patch_size=facts["patch_size"],
+                hf_repo=facts["hf_repo"],
+                kaggle_handle=facts["kaggle_handle"],
+            )
+        )
+    if verbose:
+        print(f"{'preset':34s} {'params':>15s}  aliases")
+        for row in rows:
+            print(f"{row['name']:34s} {row['parameters']:>15,d}  {', '.join(row['aliases'])}")
+    return rows

@@ -4,12 +4,13 @@ import keras
 from keras_hub.models import Backbone
 
 from keras_siglip2.layers.similarity import SigmoidLogitHead, l2_normalize
+from keras_siglip2.models.input_checks import ChecksInputs
 from keras_siglip2.models.text_encoder import SigLIP2TextEncoder
 from keras_siglip2.models.vision_encoder import SigLIP2VisionEncoder
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
-class SigLIP2Backbone(Backbone):
+class SigLIP2Backbone(ChecksInputs, Backbone):
     """The image and text towers plus the learned temperature `t'` and bias `b`.
 
     Built from the two tower configs (see `keras_siglip2.configs`):
@@ -38,10 +39,10 @@ class SigLIP2Backbone(Backbone):
             for name, tensor in self.vision_encoder.input.items()
         }
         token_ids = keras.Input((self.text_encoder.sequence_length,), dtype="int32", name="token_ids")
-        image = self.vision_encoder(image_inputs)
-        text = self.text_encoder({"token_ids": token_ids})
-        outputs = self.logit_head(image["pooled"], text["pooled"])
-        outputs["patch_features"] = image["patch_features"]
+        image_outputs = self.vision_encoder(image_inputs)
+        text_outputs = self.text_encoder({"token_ids": token_ids})
+        outputs = self.logit_head(image_outputs["pooled"], text_outputs["pooled"])
+        outputs["patch_features"] = image_outputs["patch_features"]
         super().__init__(
             inputs={**image_inputs, "token_ids": token_ids},
             outputs=outputs,
@@ -50,6 +51,16 @@ class SigLIP2Backbone(Backbone):
         )
         self.vision = dict(vision)
         self.text = dict(text)
+
+    def check_inputs(self, inputs):
+        """Raise a clear `ValueError` for inputs either tower cannot take."""
+        if not isinstance(inputs, dict) or "token_ids" not in inputs:
+            raise ValueError(
+                "SigLIP2Backbone takes a dict of the image tower's inputs plus "
+                f"'token_ids'; got {sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__}."
+            )
+        self.vision_encoder.check_inputs({k: v for k, v in inputs.items() if k != "token_ids"})
+        self.text_encoder.check_inputs({"token_ids": inputs["token_ids"]})
 
     @property
     def naflex(self):

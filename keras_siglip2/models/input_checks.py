@@ -33,6 +33,20 @@ def concrete_value(x):
     return keras.ops.convert_to_numpy(x)
 
 
+class ChecksInputs:
+    """Mixin for functional models: `check_inputs(inputs)` runs before Keras'
+    own input-spec checks (`__call__`) and inside traced calls (`call`, which
+    `predict`/`fit` reach through `stateless_call`)."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        self.check_inputs(inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs, training=None, mask=None):
+        self.check_inputs(inputs)
+        return super().call(inputs, training=training, mask=mask)
+
+
 def _shape(x):
     return tuple(x.shape)
 
@@ -93,7 +107,7 @@ def check_naflex_inputs(patches, patch_mask, spatial_shapes, patch_size):
     if bad.size:
         i = int(bad[0])
         raise ValueError(
-            f"Image {i}: spatial shape {tuple(shapes[i])} needs h·w = {grid_sizes[i]} "
+            f"Image {i}: spatial shape {tuple(shapes[i].tolist())} needs h·w = {grid_sizes[i]} "
             f"patches but only {valid[i]} are marked valid in `patch_mask`."
         )
 

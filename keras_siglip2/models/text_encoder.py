@@ -5,11 +5,11 @@ from keras_hub.models import Backbone
 
 from keras_siglip2.layers.embeddings import TextEmbedding
 from keras_siglip2.layers.transformer import TransformerEncoderBlock, layer_norm
-from keras_siglip2.models.input_checks import check_token_ids
+from keras_siglip2.models.input_checks import ChecksInputs, check_token_ids
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
-class SigLIP2TextEncoder(Backbone):
+class SigLIP2TextEncoder(ChecksInputs, Backbone):
     """Token + position embedding → pre-LN transformer (no padding mask: pad
     tokens take part, as in training) → final LayerNorm → hidden state at the
     last position (index L−1) → Dense head to `projection_dim`.
@@ -62,10 +62,6 @@ class SigLIP2TextEncoder(Backbone):
         self.intermediate_dim = intermediate_dim
         self.projection_dim = projection_dim
         self.token_embedding = self.embedding
-
-    def call(self, inputs, training=None, mask=None):
-        self.check_inputs(inputs)
-        return super().call(inputs, training=training, mask=mask)
 
     def check_inputs(self, inputs):
         """Raise a clear `ValueError` for token ids this tower cannot take."""

@@ -10,11 +10,11 @@ from keras_siglip2.layers.embeddings import (
 )
 from keras_siglip2.layers.pooling import MAPHead
 from keras_siglip2.layers.transformer import TransformerEncoderBlock, layer_norm
-from keras_siglip2.models.input_checks import check_fixed_images, check_naflex_inputs
+from keras_siglip2.models.input_checks import ChecksInputs, check_fixed_images, check_naflex_inputs
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
-class SigLIP2VisionEncoder(Backbone):
+class SigLIP2VisionEncoder(ChecksInputs, Backbone):
     """Patch embedding → pre-LN transformer → final LayerNorm → MAP pooling.
 
     Fixed resolution (`image_size` set): input `{"images": (B, R, R, 3)}` in
@@ -97,10 +97,6 @@ class SigLIP2VisionEncoder(Backbone):
     @property
     def naflex(self):
         return self.image_size is None
-
-    def call(self, inputs, training=None, mask=None):
-        self.check_inputs(inputs)
-        return super().call(inputs, training=training, mask=mask)
 
     def check_inputs(self, inputs):
         """Raise a clear `ValueError` for inputs this tower cannot take."""

@@ -1,0 +1,154 @@
+"""The SigLIP sigmoid image–text loss: dense, and chunked over the text batch.
+
+For B matched pairs with L2-normalised embeddings,
+
+    logit_ij = img_i · txt_j · exp(t') + b
+    L = -(1/B) Σ_i Σ_j log σ(z_ij · logit_ij),   z = +1 if i == j else -1.
+
+Every pair is an independent binary problem, so the B×B sum splits into blocks of
+columns (text embeddings) that can be evaluated one after the other. The chunked form
+below never holds more than one (B, chunk) block of logits and recomputes each block in
+the backward pass (`keras.remat`), so the activation memory is O(B·chunk) instead of
+O(B²) — the single-device version of the paper's ring formulation. `sigmoid_loss_block`
+is the building block that a ring (device-to-device) implementation reuses.
+
+All arithmetic is float32 whatever the input dtype; `-log σ(x)` is evaluated with the
+stable log-sigmoid of each backend.
+"""
+
+import keras
+from keras import ops
+
+from keras_siglip2.losses.chunking import static_fori_loop
+
+
+def _as_float32(*tensors):
+    return [ops.cast(ops.convert_to_tensor(t), "float32") for t in tensors]
+
+
+def _block_nll_sum(
+    image_embeddings, text_embeddings, log_temperature, bias, first_column, num_columns=None
+):
+    """Σ over one (B_img, C) block of `-log σ(z · logit)`.
+
+    `first_column` is the global index of this block's first text column; the positive
+    pairs are the entries whose row index equals the global column index. Columns whose
+    global index is `>= num_columns` (zero padding) are left out. All tensors are
+    explicit arguments (no closures) so that every backend's rematerialisation sees —
+    and differentiates with respect to — every one of them.
+    """
+    logits = ops.matmul(image_embeddings, ops.transpose(text_embeddings))
+    logits = logits * ops.exp(log_temperature) + bias
+    rows = ops.arange(ops.shape(image_embeddings)[0], dtype="int32")
+    columns = ops.arange(ops.shape(text_embeddings)[0], dtype="int32") + ops.cast(
+        first_column, "int32"
+    )
+    positive = ops.equal(ops.expand_dims(rows, 1), ops.expand_dims(columns, 0))
+    signs = ops.where(positive, 1.0, -1.0)
+    nll = -ops.log_sigmoid(signs * logits)
+    if num_columns is not None:
+        nll = ops.where(ops.expand_dims(columns < num_columns, 0), nll, 0.0)
+    return ops.sum(nll)
+
+
+def sigmoid_loss_block(
+    image_embeddings, text_embeddings, log_temperature, bias, positive_offset=0
+):
+    """Summed (not averaged) sigmoid NLL of one block of pairs.
+
+    Args:
+        image_embeddings: (B_img, D) normalised image embeddings.
+        text_embeddings: (C, D) normalised text embeddings.
+        log_temperature, bias: scalars `t'` and `b`.
+        positive_offset: global index of the first text row: the pair (i, j) is
+            positive iff `i == j + positive_offset`. `None` means the block holds
+            negatives only (e.g. text embeddings received from another device).
+
+    Returns:
+        float32 scalar `Σ_ij -log σ(z_ij · logit_ij)`; divide the total by B.
+    """
+    image_embeddings, text_embeddings, log_temperature, bias = _as_float32(
+        image_embeddings, text_embeddings, log_temperature, bias
+    )
+    if positive_offset is None:
+        logits = ops.matmul(image_embeddings, ops.transpose(text_embeddings))
+        logits = logits * ops.exp(log_temperature) + bias
+        return -ops.sum(ops.log_sigmoid(-logits))
+    return _block_nll_sum(
+        image_embeddings, text_embeddings, log_temperature, bias, positive_offset
+    )
+
+
+def sigmoid_loss(image_embeddings, text_embeddings, log_temperature, bias):
+    """Dense SigLIP loss for B matched pairs.
+
+    Args:
+        image_embeddings: (B, D) L2-normalised image embeddings (any float dtype).
+        text_embeddings: (B, D) L2-normalised text embeddings; row i matches image i.
+        log_temperature: scalar `t'` (the logit scale is `exp(t')`).
+        bias: scalar `b`.
+
+    Returns:
+        float32 scalar `-(1/B) Σ_i Σ_j log σ(z_ij · logit_ij)` — the same value as
+        big_vision's and transformers' SigLIP loss.
+    """
+    image_embeddings, text_embeddings, log_temperature, bias = _as_float32(
+        image_embeddings, text_embeddings, log_temperature, bias
+    )
+    batch = ops.cast(ops.shape(text_embeddings)[0], "float32")
+    total = _block_nll_sum(image_embeddings, text_embeddings, log_temperature, bias, 0)
+    return total / batch
+
+
+def chunked_sigmoid_loss(
+    image_embeddings, text_embeddings, log_temperature, bias, chunk_size=1024
+):
+    """`sigmoid_loss` evaluated `chunk_size` text embeddings at a time.
+
+    Same value and gradients as `sigmoid_loss`, but only one (B, chunk_size) block of
+    logits exists at a time: the blocks are visited by `keras.ops.fori_loop` (a
+    compiled loop on JAX and TensorFlow, a Python loop on torch) and each block is
+    wrapped in `keras.remat`, so the backward pass recomputes it instead of storing it
+    (`jax.checkpoint`, `tf.recompute_grad`, `torch.utils.checkpoint`).
+
+    The batch size must be static. If it is not a multiple of `chunk_size` the text
+    embeddings are zero-padded and the padded columns are masked out; if it is not
+    larger than `chunk_size` this is the dense loss.
+    """
+    image_embeddings, text_embeddings, log_temperature, bias = _as_float32(
+        image_embeddings, text_embeddings, log_temperature, bias
+    )
+    batch, dim = text_embeddings.shape
+    if batch is None or dim is None:
+        raise ValueError(
+            "chunked_sigmoid_loss needs a static batch size and width, got "
+            f"text_embeddings.shape={text_embeddings.shape}."
+        )
+    chunk_size = int(chunk_size)
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
+    if batch <= chunk_size:
+        return sigmoid_loss(image_embeddings, text_embeddings, log_temperature, bias)
+
+    num_chunks = -(-batch // chunk_size)
+    padding = num_chunks * chunk_size - batch
+
+    def block(image, text, temperature, offset_bias, first_column):
+        return _block_nll_sum(
+            image, text, temperature, offset_bias, first_column, batch if padding else None
+        )
+
+    remat_block = keras.remat(block)
+    if padding:
+        text_embeddings = ops.pad(text_embeddings, [[0, padding], [0, 0]])
+
+    def body(index, total):
+        start = index * chunk_size
+        chunk = ops.slice(text_embeddings, [start, 0], [chunk_size, dim])
+        # The column offset travels as a float so that `tf.recompute_grad` only ever
+        # watches float tensors (exact: float32 holds integers up to 2**24).
+        start = ops.cast(start, "float32")
+        return total + remat_block(image_embeddings, chunk, log_temperature, bias, start)
+
+    total = static_fori_loop(num_chunks, body, ops.zeros((), "float32"))
+    return total / float(batch)
