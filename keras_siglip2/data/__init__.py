@@ -1,0 +1,29 @@
+"""Datasets: the procedural demo dataset and its vocabulary (raw examples only)."""
+
+from keras_siglip2.data.demo import BACKGROUNDS
+from keras_siglip2.data.demo import COLOURS
+from keras_siglip2.data.demo import LANGUAGES
+from keras_siglip2.data.demo import NUM_CLASSES
+from keras_siglip2.data.demo import SHAPES
+from keras_siglip2.data.demo import demo_caption_corpus
+from keras_siglip2.data.demo import demo_class_names
+from keras_siglip2.data.demo import demo_dataset
+from keras_siglip2.data.demo import make_demo_example
+from keras_siglip2.data.demo import make_demo_examples
+from keras_siglip2.data.demo_vocabulary import demo_vocabulary_path
+from keras_siglip2.data.demo_vocabulary import train_demo_vocabulary
+
+__all__ = [
+    "BACKGROUNDS",
+    "COLOURS",
+    "LANGUAGES",
+    "NUM_CLASSES",
+    "SHAPES",
+    "demo_caption_corpus",
+    "demo_class_names",
+    "demo_dataset",
+    "make_demo_example",
+    "make_demo_examples",
+    "demo_vocabulary_path",
+    "train_demo_vocabulary",
+]

@@ -106,9 +106,9 @@ def chunked_sigmoid_loss(
     """`sigmoid_loss` evaluated `chunk_size` text embeddings at a time.
 
     Same value and gradients as `sigmoid_loss`, but only one (B, chunk_size) block of
-    logits exists at a time: the blocks are visited by `keras.ops.fori_loop` (a
-    compiled loop on JAX and TensorFlow, a Python loop on torch) and each block is
-    wrapped in `keras.remat`, so the backward pass recomputes it instead of storing it
+    logits exists at a time: the blocks are visited by a loop with a static trip count
+    (`losses.chunking.static_fori_loop`: compiled on JAX and TensorFlow, Python on
+    torch) and each block is wrapped in `keras.remat`, so the backward pass recomputes it instead of storing it
     (`jax.checkpoint`, `tf.recompute_grad`, `torch.utils.checkpoint`).
 
     The batch size must be static. If it is not a multiple of `chunk_size` the text

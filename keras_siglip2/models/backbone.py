@@ -80,3 +80,21 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
         config = super().get_config()
         config.update(vision=self.vision, text=self.text)
         return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build from a released name or alias (`"so400m"`), a `kaggle://` or
+        `hf://` handle, a local preset directory (ours, keras-hub SigLIP,
+        Hugging Face safetensors) or a big_vision `.npz`.
+        `load_weights=False` gives random weights (offline for released names).
+        Keyword arguments: `dtype`. See `keras_siglip2.presets.load_backbone`.
+        `save_to_preset(dir)` (inherited from keras-hub) writes our format."""
+        # Imported here: presets/ depends on models/, not the other way round.
+        from keras_siglip2.presets.loader import load_backbone
+
+        backbone = load_backbone(preset, load_weights=load_weights, **kwargs)
+        if not isinstance(backbone, cls):
+            raise ValueError(
+                f"{preset!r} holds a {type(backbone).__name__}, not a {cls.__name__}."
+            )
+        return backbone

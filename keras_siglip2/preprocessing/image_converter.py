@@ -7,7 +7,8 @@ preprocessing convention), graph outputs `tf.Tensor`s.
 
 Inputs. Eagerly: one image (NumPy array / tensor, `PIL.Image`, file path,
 encoded bytes — see `keras_siglip2.preprocessing.image_io`) or a batch: a
-list/tuple of such images (any sizes) or a (B, H, W, C) array. Inside
+list/tuple of such images (any sizes), a (B, H, W, C) array, or a 1-D
+string tensor/array of encoded images. Inside
 `tf.data`: a numeric tensor (H, W, C) or (B, H, W, C) with C in {1, 2, 3, 4}
 (3 assumed when unknown) and any, also dynamic, H and W. `uint8` is taken as
 is; other dtypes are read on the `value_range` scale (default (0, 255)).
@@ -212,6 +213,11 @@ def _split_eager(images, value_range, alpha):
             raise ValueError("Got an empty list of images.")
         return [image_to_array(x, value_range, alpha) for x in images], True
     array = convert_to_numpy(images)
+    if array.dtype.kind in "SO":  # encoded images in a string tensor / array
+        if array.ndim == 0:
+            return [image_to_array(array.item(), value_range, alpha)], False
+        if array.ndim == 1:
+            return [image_to_array(x, value_range, alpha) for x in array.tolist()], True
     if array.ndim == 4:
         if array.shape[0] == 0:
             raise ValueError(f"Got an empty batch of images (shape {array.shape}).")

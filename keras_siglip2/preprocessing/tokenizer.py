@@ -1,10 +1,13 @@
 """SigLIP 2 tokenizer: Gemma SentencePiece, no BOS, sticky EOS, right-padded."""
 
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras_hub.src.utils.tensor_utils import convert_preprocessing_outputs_python
 from keras_hub.src.utils.tensor_utils import convert_to_numpy
+from keras_hub.src.utils.tensor_utils import is_int_dtype
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 from keras_hub.tokenizers import SentencePieceTokenizer
 
@@ -102,10 +105,17 @@ class SigLIP2Tokenizer(SentencePieceTokenizer):
     backbone_cls = SigLIP2Backbone
 
     def __init__(self, proto=None, sequence_length=64, canonicalize="lower", **kwargs):
-        if not isinstance(sequence_length, int) or sequence_length < 1:
+        if (
+            isinstance(sequence_length, bool)
+            or not isinstance(sequence_length, numbers.Integral)
+            or sequence_length < 1
+        ):
             raise ValueError(
                 f"`sequence_length` must be a positive int; got {sequence_length!r}."
             )
+        sequence_length = int(sequence_length)
+        if isinstance(kwargs.get("dtype"), str) and not is_int_dtype(kwargs["dtype"]):
+            raise ValueError(f"SigLIP2Tokenizer outputs integer ids; got dtype={kwargs['dtype']!r}.")
         # Packing adds EOS itself; the SentencePiece ops must add nothing.
         for key in ("add_bos", "add_eos"):
             if kwargs.pop(key, False):

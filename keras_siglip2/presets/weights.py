@@ -15,3 +15,42 @@ def assign(variable, array, source):
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ValueError(f"Checkpoint tensor {source!r} holds NaN or infinite values.")
     variable.assign(array.astype(variable.dtype) if array.dtype != variable.dtype else array)
+
+
+def load_entries(backbone, entries, get_tensor, checkpoint="the checkpoint"):
+    """Stream checkpoint tensors into `backbone`, one tensor at a time.
+
+    `entries` is a list of `(variable, tensor name, transform or None)`;
+    `get_tensor(name)` returns a NumPy array (or raises `KeyError`). Each
+    tensor is read, converted and assigned before the next is read, so
+    converting holds one model copy plus one tensor. Every weight of
+    `backbone` must be covered: a variable that no entry fills would keep
+    its placeholder value, so that is an error, not a silent default.
+    """
+    entries = list(entries)
+    covered = {id(variable) for variable, _, _ in entries}
+    missing = [w.path for w in backbone.weights if id(w) not in covered]
+    if missing:
+        raise ValueError(
+            f"Internal error: no checkpoint tensor is mapped to {len(missing)} model "
+            f"variables, e.g. {missing[:3]}."
+        )
+    for variable, name, transform in entries:
+        try:
+            array = get_tensor(name)
+        except KeyError:
+            raise ValueError(
+                f"{checkpoint} has no tensor {name!r} (needed for {variable.path!r}). "
+                "It is not a complete SigLIP checkpoint for this architecture."
+            ) from None
+        array = np.asarray(array)
+        if transform is not None:
+            try:
+                array = transform(array)
+            except ValueError as error:
+                raise ValueError(
+                    f"Checkpoint tensor {name!r} has an unexpected shape: {error}. "
+                    "The checkpoint does not match this architecture/config."
+                ) from error
+        assign(variable, array, source=name)
+        del array

@@ -39,8 +39,3 @@ def _value_and_grad(fn, *args):
 @pytest.fixture
 def value_and_grad():
     return _value_and_grad
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(1234)

@@ -54,6 +54,7 @@ def test_sigmoid_loss_is_float32_and_stable_for_huge_logits(rng):
 
 @pytest.mark.backends
 @pytest.mark.parity
+@pytest.mark.slow  # importing torch + transformers takes seconds
 def test_sigmoid_loss_equals_transformers_siglip_forward(rng):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -87,7 +88,7 @@ def test_sigmoid_loss_equals_transformers_siglip_forward(rng):
 
 
 @pytest.mark.backends
-@pytest.mark.parametrize("chunk_size", [1, 3, 4, 12, 50])
+@pytest.mark.parametrize("chunk_size", [3, 5, 12, 50])
 def test_chunked_sigmoid_loss_equals_dense_values_and_gradients(rng, value_and_grad, chunk_size):
     img, txt = _normalised(rng, (12, 6)), _normalised(rng, (12, 6))
     args = (img, txt, np.float32(math.log(10.0)), np.float32(-4.0))

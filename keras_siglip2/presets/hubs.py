@@ -1,0 +1,287 @@
+"""Downloading preset files from Kaggle Models and the Hugging Face Hub.
+
+Both hubs go through their own client library (`kagglehub`,
+`huggingface_hub`), so files land in the libraries' caches and downloads show
+the libraries' progress bars. Two things are added on top:
+
+* cache first: a file that is already in the cache is used without any
+  network request (also for unversioned Kaggle handles, whose newest cached
+  version is used), so a pre-downloaded preset loads offline;
+* fail fast: before a download, a short TCP probe (a few seconds at most,
+  no retries) checks that the hub is reachable, so an offline machine gets a
+  clear `PresetDownloadError` at once instead of minutes of retries.
+"""
+
+import os
+import socket
+import threading
+import urllib.parse
+
+PROBE_TIMEOUT_SECONDS = 3.0
+
+
+class PresetDownloadError(OSError):
+    """A preset could not be fetched from any hub (offline, missing, denied)."""
+
+
+class HubFileNotFoundError(FileNotFoundError):
+    """The hub is reachable but the preset has no such file."""
+
+
+def safe_relative_path(path):
+    """Validate a file name taken from a checkpoint or index (no escaping)."""
+    normalized = path.replace("\\", "/")
+    parts = normalized.split("/")
+    if not path or normalized.startswith("/") or ":" in parts[0] or ".." in parts or "" in parts:
+        raise ValueError(
+            f"Refusing the file name {path!r} from a checkpoint: file names must be "
+            "relative paths inside the preset (no '..', no absolute paths)."
+        )
+    return normalized
+
+
+# ----------------------------------------------------------------------------
+# Reachability probe.
+
+
+def _proxy_for(scheme):
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def probe(url, timeout=PROBE_TIMEOUT_SECONDS):
+    """None when a TCP connection to `url`'s host (or the configured proxy)
+    opens within `timeout` seconds, else a short reason. DNS lookups run in a
+    daemon thread so a hanging resolver cannot block longer than `timeout`."""
+    parsed = urllib.parse.urlparse(url)
+    target = urllib.parse.urlparse(_proxy_for(parsed.scheme or "https") or url)
+    host = target.hostname
+    port = target.port or (443 if (target.scheme or "https") == "https" else 80)
+    outcome = {}
+
+    def connect():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome["ok"] = True
+        except OSError as error:
+            outcome["error"] = f"{type(error).__name__}: {error}"
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if outcome.get("ok"):
+        return None
+    return outcome.get("error", f"no answer from {host}:{port} within {timeout:g} s")
+
+
+# ----------------------------------------------------------------------------
+# Kaggle Models (kagglehub).
+
+
+def kaggle_cache_dir():
+    try:
+        from kagglehub.config import get_cache_folder
+
+        return get_cache_folder()
+    except ImportError:
+        return os.environ.get(
+            "KAGGLEHUB_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "kagglehub")
+        )
+
+
+def kaggle_api_url():
+    return os.environ.get("KAGGLE_API_ENDPOINT", "https://api.kaggle.com")
+
+
+def parse_kaggle_handle(handle):
+    """`[kaggle://]owner/model/framework/variation[/version]` → (parts, version or None)."""
+    handle = handle.removeprefix("kaggle://").strip("/")
+    parts = handle.split("/")
+    if len(parts) not in (4, 5) or not all(parts):
+        raise ValueError(
+            f"Invalid Kaggle handle {handle!r}: expected "
+            "kaggle://owner/model/framework/variation[/version], e.g. "
+            "kaggle://keras/siglip/keras/siglip2_base_patch16_224/1."
+        )
+    for part in parts:
+        safe_relative_path(part)
+    version = None
+    if len(parts) == 5:
+        if not parts[4].isdigit():
+            raise ValueError(f"Invalid Kaggle handle {handle!r}: version must be an integer.")
+        version = int(parts[4])
+    return parts[:4], version
+
+
+def _kaggle_model_dir(parts):
+    return os.path.join(kaggle_cache_dir(), "models", *parts)
+
+
+def _kaggle_cached_file(parts, version, filename):
+    """Path of `filename` when kagglehub's cache holds it completely, else None.
+
+    kagglehub marks a whole downloaded bundle with `<version>.complete` and a
+    single downloaded file with `.complete/<version>/<file>.complete`.
+    """
+    model_dir = _kaggle_model_dir(parts)
+    path = os.path.join(model_dir, str(version), filename)
+    bundle = os.path.join(model_dir, f"{version}.complete")
+    single = os.path.join(model_dir, ".complete", str(version), f"{filename}.complete")
+    if os.path.isfile(path) and (os.path.exists(bundle) or os.path.exists(single)):
+        return path
+    return None
+
+
+def _kaggle_cached_versions(parts):
+    model_dir = _kaggle_model_dir(parts)
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True)
+
+
+class KaggleFiles:
+    """Fetches files of one Kaggle model instance, cache first."""
+
+    def __init__(self, handle):
+        self.parts, self.version = parse_kaggle_handle(handle)
+        self.handle = "kaggle://" + "/".join(self.parts) + (
+            f"/{self.version}" if self.version is not None else ""
+        )
+
+    def describe(self):
+        return self.handle
+
+    def cache_dir(self):
+        return kaggle_cache_dir()
+
+    def _cached(self, filename):
+        versions = [self.version] if self.version is not None else _kaggle_cached_versions(self.parts)
+        for version in versions:
+            path = _kaggle_cached_file(self.parts, version, filename)
+            if path:
+                self.version = version  # pin: later files come from the same version
+                return path
+        return None
+
+    def fetch(self, filename):
+        filename = safe_relative_path(filename)
+        cached = self._cached(filename)
+        if cached:
+            return cached
+        reason = probe(kaggle_api_url())
+        if reason:
+            raise PresetDownloadError(f"cannot reach Kaggle ({kaggle_api_url()}): {reason}")
+        try:
+            import kagglehub
+        except ImportError as error:
+            raise PresetDownloadError("the `kagglehub` package is not installed") from error
+        handle = "/".join(self.parts) + (f"/{self.version}" if self.version is not None else "")
+        try:
+            path = kagglehub.model_download(handle, path=filename)
+        except Exception as error:  # kagglehub raises many types; classify by message
+            message = str(error)
+            if "404" in message or "not present" in message or "not found" in message.lower():
+                raise HubFileNotFoundError(f"{self.handle} has no file {filename!r}") from error
+            raise PresetDownloadError(
+                f"Kaggle download of {self.handle}/{filename} failed: "
+                f"{type(error).__name__}: {message[:300]}"
+            ) from error
+        if self.version is None:  # pin the version kagglehub resolved
+            first = os.path.relpath(path, _kaggle_model_dir(self.parts)).split(os.sep)[0]
+            if first.isdigit():
+                self.version = int(first)
+        return path
+
+    def download_hint(self):
+        handle = "/".join(self.parts) + (f"/{self.version}" if self.version is not None else "")
+        return f"python -c \"import kagglehub; kagglehub.model_download('{handle}')\""
+
+
+# ----------------------------------------------------------------------------
+# Hugging Face Hub (huggingface_hub).
+
+
+def hf_cache_dir():
+    try:
+        from huggingface_hub import constants
+
+        return constants.HF_HUB_CACHE
+    except ImportError:
+        return os.path.join(os.path.expanduser("~"), ".cache", "huggingface", "hub")
+
+
+def hf_endpoint():
+    try:
+        from huggingface_hub import constants
+
+        return constants.ENDPOINT
+    except ImportError:
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def parse_hf_handle(handle):
+    """`[hf://]org/name[@revision]` → (repo_id, revision or None)."""
+    handle = handle.removeprefix("hf://").strip("/")
+    repo, _, revision = handle.partition("@")
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(
+            f"Invalid Hugging Face handle {handle!r}: expected hf://org/name, e.g. "
+            "hf://google/siglip2-base-patch16-224."
+        )
+    for part in parts:
+        safe_relative_path(part)
+    return repo, revision or None
+
+
+class HuggingFaceFiles:
+    """Fetches files of one Hugging Face model repo, cache first."""
+
+    def __init__(self, handle):
+        self.repo_id, self.revision = parse_hf_handle(handle)
+        self.handle = f"hf://{self.repo_id}" + (f"@{self.revision}" if self.revision else "")
+
+    def describe(self):
+        return self.handle
+
+    def cache_dir(self):
+        return hf_cache_dir()
+
+    def fetch(self, filename):
+        filename = safe_relative_path(filename)
+        try:
+            import huggingface_hub
+            from huggingface_hub.errors import (
+                EntryNotFoundError,
+                LocalEntryNotFoundError,
+                RemoteEntryNotFoundError,
+            )
+        except ImportError as error:
+            raise PresetDownloadError("the `huggingface_hub` package is not installed") from error
+        kwargs = dict(repo_id=self.repo_id, filename=filename, revision=self.revision)
+        try:
+            return huggingface_hub.hf_hub_download(**kwargs, local_files_only=True)
+        except (LocalEntryNotFoundError, EntryNotFoundError, FileNotFoundError):
+            pass
+        if huggingface_hub.constants.HF_HUB_OFFLINE:
+            raise PresetDownloadError(
+                f"{self.handle}/{filename} is not in the cache and HF_HUB_OFFLINE is set"
+            )
+        reason = probe(hf_endpoint())
+        if reason:
+            raise PresetDownloadError(f"cannot reach the Hugging Face Hub ({hf_endpoint()}): {reason}")
+        try:
+            return huggingface_hub.hf_hub_download(**kwargs)
+        except RemoteEntryNotFoundError as error:
+            raise HubFileNotFoundError(f"{self.handle} has no file {filename!r}") from error
+        except Exception as error:  # offline after all, repo missing/gated, HTTP errors
+            raise PresetDownloadError(
+                f"download of {self.handle}/{filename} failed: "
+                f"{type(error).__name__}: {str(error)[:300]}"
+            ) from error
+
+    def download_hint(self):
+        revision = f" --revision {self.revision}" if self.revision else ""
+        return f"hf download {self.repo_id}{revision}"

@@ -1,0 +1,251 @@
+"""Where a preset lives and in which format: `locate_preset(preset) -> Preset`.
+
+Accepted identifiers:
+
+* a released checkpoint name or alias (`"so400m"`, `"b16-naflex"`,
+  `"siglip2_base_patch16_224"`): the keras-hub preset on Kaggle where one
+  exists, else the Hugging Face repo `google/siglip2-*`;
+* `kaggle://owner/model/framework/variation[/version]`, `hf://org/name[@rev]`;
+* a local directory: our preset (`save_to_preset`), a keras-hub SigLIP
+  preset, or a Hugging Face checkpoint (`config.json` + safetensors);
+* a local big_vision `.npz` file.
+
+Formats: `"keras"` (ours), `"keras_hub"`, `"transformers"`, `"big_vision"`.
+Remote files are fetched lazily through `Preset.file`, cache first.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Callable, Optional
+
+from keras_siglip2 import configs
+from keras_siglip2.presets.hubs import (
+    HubFileNotFoundError,
+    HuggingFaceFiles,
+    KaggleFiles,
+    PresetDownloadError,
+    hf_cache_dir,
+    kaggle_cache_dir,
+    safe_relative_path,
+)
+from keras_siglip2.presets.keras_hub_siglip import is_keras_hub_siglip
+
+OUR_BACKBONE = "keras_siglip2>SigLIP2Backbone"
+CONFIG_FILE = "config.json"
+KERAS_WEIGHTS_FILE = "model.weights.h5"
+KERAS_SHARDED_WEIGHTS_FILE = "model.weights.json"
+# SentencePiece model location per format (keras-hub's SentencePieceTokenizer
+# saves `assets/tokenizer/vocabulary.spm`; Hugging Face repos `tokenizer.model`).
+TOKENIZER_FILES = {
+    "keras": "assets/tokenizer/vocabulary.spm",
+    "keras_hub": "assets/tokenizer/vocabulary.spm",
+    "transformers": "tokenizer.model",
+}
+FORMATS = ("keras", "keras_hub", "transformers", "big_vision")
+
+
+@dataclasses.dataclass
+class Preset:
+    """A located preset.
+
+    Attributes:
+      format: "keras" (ours), "keras_hub", "transformers" or "big_vision".
+      path: local directory holding the preset's files (for big_vision, the
+        `.npz` file). For a remote preset, files appear here as fetched.
+      source: what was loaded, as a handle or local path (for messages).
+      name: the released checkpoint name when an alias/name was given.
+      config: the parsed `config.json` (None for big_vision).
+    """
+
+    format: str
+    path: str
+    source: str
+    name: Optional[str] = None
+    config: Optional[dict] = None
+    fetcher: Optional[Callable[[str], str]] = dataclasses.field(default=None, repr=False)
+
+    def file(self, filename, required=True):
+        """Local path of a file of this preset (downloaded if remote), or
+        None when it does not exist and `required` is False."""
+        filename = safe_relative_path(filename)
+        try:
+            if self.fetcher is not None:
+                return self.fetcher(filename)
+            base = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
+            path = os.path.join(base, filename)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{self.source} has no file {filename!r}")
+            return path
+        except FileNotFoundError:
+            if required:
+                raise
+            return None
+
+    @property
+    def tokenizer_file(self):
+        """Path of the SentencePiece model shipped with the preset, or None."""
+        name = TOKENIZER_FILES.get(self.format)
+        return self.file(name, required=False) if name else None
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON (corrupt download?): {error}") from error
+
+
+def format_of_config(config, source):
+    """Which format a `config.json` belongs to; a clear error if none of ours."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: config.json does not hold a JSON object.")
+    registered = config.get("registered_name")
+    if registered is not None:
+        if registered == OUR_BACKBONE:
+            return "keras"
+        if is_keras_hub_siglip(config):
+            return "keras_hub"
+        import keras
+
+        cls = keras.saving.get_registered_object(registered)
+        from keras_siglip2.models.backbone import SigLIP2Backbone
+
+        if isinstance(cls, type) and issubclass(cls, SigLIP2Backbone):
+            return "keras"
+        raise ValueError(
+            f"{source} holds a Keras preset of {registered!r}, not a SigLIP 2 / SigLIP "
+            "backbone."
+        )
+    model_type = config.get("model_type")
+    if model_type in ("siglip", "siglip2"):
+        return "transformers"
+    if model_type is not None:
+        raise ValueError(
+            f"{source} is a Hugging Face checkpoint of model_type {model_type!r}; "
+            "expected 'siglip' (fixed resolution) or 'siglip2' (NaFlex)."
+        )
+    raise ValueError(f"{source}: config.json is neither a Keras preset nor a transformers config.")
+
+
+def _is_npz(path):
+    return os.path.isfile(path) and (path.endswith(".npz") or not path.endswith(".json"))
+
+
+def _locate_local(path):
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(path):
+        config_path = os.path.join(path, CONFIG_FILE)
+        if os.path.isfile(config_path):
+            config = _read_json(config_path)
+            return Preset(format_of_config(config, path), path, path, config=config)
+        npz = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
+        if len(npz) == 1:
+            return Preset("big_vision", os.path.join(path, npz[0]), path)
+        raise ValueError(
+            f"{path} holds no config.json (nor exactly one big_vision .npz): it is not a "
+            "Keras, keras-hub or Hugging Face preset directory."
+        )
+    if path.endswith(".safetensors"):
+        raise ValueError(
+            f"{path}: pass the directory holding this file and its config.json, not the file."
+        )
+    if _is_npz(path):
+        return Preset("big_vision", path, path)
+    raise ValueError(f"{path} is not a preset directory or a big_vision .npz file.")
+
+
+def _locate_remote(hub, name=None):
+    config_path = hub.fetch(CONFIG_FILE)
+    config = _read_json(config_path)
+    return Preset(
+        format_of_config(config, hub.describe()),
+        os.path.dirname(config_path),
+        hub.describe(),
+        name=name,
+        config=config,
+        fetcher=hub.fetch,
+    )
+
+
+def _download_error(preset, attempts, name=None):
+    label = f"{preset!r}" + (f" ({name})" if name and name != preset else "")
+    lines = [f"Could not fetch the SigLIP 2 preset {label}:"]
+    for hub, error in attempts:
+        lines.append(f"  - {hub.describe()}: {error}  [cache: {hub.cache_dir()}]")
+    lines.append(
+        "To use it offline, download it once where the internet is reachable (the "
+        "cache directories above can be copied, or set KAGGLEHUB_CACHE / HF_HUB_CACHE):"
+    )
+    lines += [f"    {hub.download_hint()}" for hub, _ in attempts]
+    lines.append(
+        "or pass a local path (a preset directory, a Hugging Face checkpoint directory "
+        "or a big_vision .npz). `from_preset(..., load_weights=False)` builds the "
+        "architecture without any download."
+    )
+    return PresetDownloadError("\n".join(lines))
+
+
+def hubs_for(name):
+    """The hubs to try for a released checkpoint, in order."""
+    facts = configs.CHECKPOINTS[name]
+    hubs = []
+    if facts.get("kaggle_handle"):
+        hubs.append(KaggleFiles(facts["kaggle_handle"]))
+    if facts.get("hf_repo"):
+        hubs.append(HuggingFaceFiles(facts["hf_repo"]))
+    return hubs
+
+
+def locate_preset(preset):
+    """Locate `preset` (see module doc) and tell its format → `Preset`.
+
+    Raises:
+      ValueError: unknown name (with close matches), unsupported directory or file.
+      FileNotFoundError: a path-like identifier that does not exist.
+      PresetDownloadError: every hub failed (offline, not found); the message
+        names each source tried, its cache directory and how to pre-download.
+    """
+    if isinstance(preset, Preset):
+        return preset
+    if isinstance(preset, os.PathLike):
+        preset = os.fspath(preset)
+    if not isinstance(preset, str):
+        raise TypeError(f"A preset is a name, handle or path string; got {type(preset).__name__}.")
+    if os.path.exists(os.path.expanduser(preset)):
+        return _locate_local(preset)
+    scheme, sep, _ = preset.partition("://")
+    if sep:
+        if scheme.lower() == "kaggle":
+            hub = KaggleFiles(preset)
+        elif scheme.lower() == "hf":
+            hub = HuggingFaceFiles(preset)
+        else:
+            raise ValueError(
+                f"Unsupported preset scheme {scheme + '://'!r} in {preset!r}; use kaggle://, "
+                "hf://, a local path or a preset name."
+            )
+        try:
+            return _locate_remote(hub)
+        except (PresetDownloadError, HubFileNotFoundError) as error:
+            raise _download_error(preset, [(hub, error)]) from None
+    try:
+        name = configs.resolve_name(preset)
+    except ValueError:
+        looks_like_path = any(c in preset for c in "/\\") or preset.endswith((".npz", ".json"))
+        if looks_like_path:
+            raise FileNotFoundError(f"No such preset file or directory: {preset!r}.") from None
+        raise
+    attempts = []
+    for hub in hubs_for(name):
+        try:
+            return _locate_remote(hub, name=name)
+        except (PresetDownloadError, HubFileNotFoundError) as error:
+            attempts.append((hub, error))
+    raise _download_error(preset, attempts, name=name)
+
+
+def cache_directories():
+    """The hub caches presets are downloaded into: {"kaggle": ..., "huggingface": ...}."""
+    return {"kaggle": kaggle_cache_dir(), "huggingface": hf_cache_dir()}
