@@ -261,6 +261,11 @@ class HuggingFaceFiles:
         except ImportError as error:
             raise PresetDownloadError("the `huggingface_hub` package is not installed") from error
         kwargs = dict(repo_id=self.repo_id, filename=filename, revision=self.revision)
+        cached = huggingface_hub.try_to_load_from_cache(**kwargs)
+        if isinstance(cached, str) and os.path.isfile(cached):
+            return cached
+        if cached is huggingface_hub._CACHED_NO_EXIST:  # a 404 seen earlier, kept in the cache
+            raise HubFileNotFoundError(f"{self.handle} has no file {filename!r}")
         try:
             return huggingface_hub.hf_hub_download(**kwargs, local_files_only=True)
         except (LocalEntryNotFoundError, EntryNotFoundError, FileNotFoundError):

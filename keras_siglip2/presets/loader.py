@@ -93,14 +93,18 @@ def _wrap_unreadable(path, error):
 
 def _keras_weights_files(preset):
     """Make sure the (possibly sharded) `.weights.h5` files are local."""
-    single = preset.file(KERAS_WEIGHTS_FILE, required=False)
-    if single:
-        return single
-    index = preset.file(KERAS_SHARDED_WEIGHTS_FILE, required=False)
-    if index is None:
+    try:
+        return preset.file(KERAS_WEIGHTS_FILE)
+    except OSError as error:  # absent, or not downloadable now: try the sharded form
+        single_error = error
+    try:
+        index = preset.file(KERAS_SHARDED_WEIGHTS_FILE)
+    except FileNotFoundError:
+        if not isinstance(single_error, FileNotFoundError):
+            raise single_error from None
         raise FileNotFoundError(
             f"{preset.source} has neither {KERAS_WEIGHTS_FILE} nor {KERAS_SHARDED_WEIGHTS_FILE}."
-        )
+        ) from None
     with open(index, encoding="utf-8") as f:
         weight_map = json.load(f).get("weight_map", {})
     shards = set()

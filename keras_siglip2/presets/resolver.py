@@ -17,6 +17,7 @@ Remote files are fetched lazily through `Preset.file`, cache first.
 import dataclasses
 import json
 import os
+import warnings
 from typing import Callable, Optional
 
 from keras_siglip2 import configs
@@ -66,8 +67,11 @@ class Preset:
     fetcher: Optional[Callable[[str], str]] = dataclasses.field(default=None, repr=False)
 
     def file(self, filename, required=True):
-        """Local path of a file of this preset (downloaded if remote), or
-        None when it does not exist and `required` is False."""
+        """Local path of a file of this preset (downloaded if remote).
+
+        With `required=False`, None when the preset has no such file — or,
+        with a warning, when it cannot be downloaded now (offline).
+        """
         filename = safe_relative_path(filename)
         try:
             if self.fetcher is not None:
@@ -80,6 +84,11 @@ class Preset:
         except FileNotFoundError:
             if required:
                 raise
+            return None
+        except PresetDownloadError as error:
+            if required:
+                raise
+            warnings.warn(f"Optional file {filename!r} of {self.source} is unavailable: {error}")
             return None
 
     @property

@@ -75,10 +75,15 @@ class SafetensorsReader:
         self.label = label
         self._fetch = fetch
         self._files = {}
+        # An offline hub cannot tell "no index" from "index not cached": then
+        # the single file decides, and the download error is kept for the message.
+        index_error = None
         try:
             index_path = fetch(INDEX_FILE)
         except FileNotFoundError:
             index_path = None
+        except OSError as error:
+            index_path, index_error = None, error
         if index_path is not None:
             try:
                 with open(index_path, encoding="utf-8") as f:
@@ -90,9 +95,15 @@ class SafetensorsReader:
             try:
                 fetch(SINGLE_FILE)
             except FileNotFoundError:
+                if index_error is not None:
+                    raise index_error from None
                 raise FileNotFoundError(
                     f"{label} has neither {SINGLE_FILE} nor {INDEX_FILE}."
                 ) from None
+            except OSError:
+                if index_error is not None:
+                    raise index_error from None
+                raise
             self._shard_of = None
             self._open(SINGLE_FILE)
 
