@@ -84,6 +84,7 @@ class SigLIP2(keras.Model):
         self.bias_tracker = LatestValue(name="bias")
         self.loss_weights_ = dict(DEFAULT_LOSS_WEIGHTS)
         self.chunk_size = 256
+        self.built = True  # every sub-layer is built above
 
     # ------------------------------------------------------------------ build
     @classmethod

@@ -66,6 +66,15 @@ def test_hf_handle_loads_from_the_hub_cache_offline(tmp_path, empty_caches, no_n
     batch = checkpoints.inputs(rng, naflex=False)
     errors = checkpoints.max_errors(model(batch), checkpoints.transformers_outputs(reference, batch))
     assert max(errors.values()) <= 1e-5
+    # Whether a sharded index exists was unknown offline (one failed probe). A
+    # cache written online records the hub's 404 in `.no_exist`; then loading
+    # makes no network request at all.
+    assert len(no_network.attempts) == 1
+    no_network.attempts.clear()
+    no_exist = hf / "models--org--tiny" / ".no_exist" / ("0" * 40)
+    no_exist.mkdir(parents=True)
+    (no_exist / "model.safetensors.index.json").touch()
+    SigLIP2Backbone.from_preset("hf://org/tiny")
     assert no_network.attempts == []
 
 
