@@ -2,6 +2,7 @@
 
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_siglip2 import losses
@@ -113,6 +114,74 @@ class SigLIP2(keras.Model):
             "num_coordinate_bins": self.num_coordinate_bins,
         }
 
+    TASK_CONFIG_FILE = "siglip2_task.json"
+    TASK_WEIGHTS_FILE = "siglip2_task.safetensors"
+
+    def _head_variables(self):
+        """Variables of the training heads (not of the backbone), by path."""
+        backbone = {id(v) for v in self.backbone.weights}
+        return {v.path: v for v in self.weights if id(v) not in backbone}
+
+    def save_to_preset(self, preset_dir):
+        """Write backbone (keras-hub format), preprocessor assets, and the
+        training heads (`siglip2_task.json` + safetensors) to `preset_dir`."""
+        import json
+        from pathlib import Path
+
+        from safetensors.numpy import save_file
+
+        preset_dir = Path(preset_dir)
+        preset_dir.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_to_preset(str(preset_dir))
+        if self.preprocessor is not None:
+            self.preprocessor.save_to_preset(str(preset_dir))
+        task = {k: v for k, v in self.get_config().items() if k not in ("backbone", "preprocessor")}
+        (preset_dir / self.TASK_CONFIG_FILE).write_text(json.dumps(task, indent=2))
+        heads = {path: ops.convert_to_numpy(v) for path, v in self._head_variables().items()}
+        if heads:
+            save_file(heads, str(preset_dir / self.TASK_WEIGHTS_FILE))
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, dtype=None, **kwargs):
+        """Load a preset: a released name/alias (`"so400m"`, `"b16-naflex"`), an
+        `hf://` or `kaggle://` handle, a local directory (ours, keras-hub,
+        Hugging Face) or a big_vision `.npz` (see `keras_siglip2.presets`).
+
+        Training heads saved with the preset are restored; released
+        checkpoints have none (pass `locca=True` to attach a fresh decoder).
+        """
+        from keras_siglip2.presets.preprocessing import load_preprocessor
+        from keras_siglip2.presets.loader import load_backbone
+        from keras_siglip2.presets.resolver import locate_preset
+
+        located = locate_preset(preset)
+        backbone = load_backbone(located, load_weights=load_weights, dtype=dtype)
+        preprocessor = load_preprocessor(located, backbone)
+        task_file = located.file(cls.TASK_CONFIG_FILE, required=False)
+        task = {"locca": False}
+        if task_file:
+            import json
+
+            task = json.loads(open(task_file).read())
+            task.pop("name", None)
+        task.update(kwargs)
+        model = cls(backbone, preprocessor, **task)
+        weights_file = located.file(cls.TASK_WEIGHTS_FILE, required=False)
+        if load_weights and weights_file:
+            model._load_head_weights(weights_file)
+        return model
+
+    def _load_head_weights(self, path):
+        from safetensors import safe_open
+
+        from keras_siglip2.presets.weights import assign
+
+        with safe_open(path, framework="numpy") as f:
+            stored = set(f.keys())
+            for name, variable in self._head_variables().items():
+                if name in stored:
+                    assign(variable, f.get_tensor(name), source=f"{path}:{name}")
+
     # ----------------------------------------------------------------- forward
     def _image_inputs(self, inputs):
         return {name: inputs[name] for name in self.backbone.vision_encoder.input}
@@ -149,6 +218,97 @@ class SigLIP2(keras.Model):
         if patch_mask is not None:
             memory_mask = ops.concatenate([patch_mask] * len(tasks), axis=0)
         return self.decoder(tokens, memory, memory_mask, task_ids, parallel)
+
+    # ------------------------------------------------------------- inference
+    def _require_preprocessor(self, part):
+        component = getattr(self.preprocessor, part, None) if self.preprocessor else None
+        if component is None:
+            raise ValueError(
+                f"This model has no {part.replace('_', ' ')}: build it with a "
+                "`SigLIP2Preprocessor`, or load one with `SigLIP2.from_preset`."
+            )
+        return component
+
+    def image_inputs(self, images, max_num_patches=None):
+        """Raw images (arrays, PIL images, paths, bytes) → image-tower inputs."""
+        converter = self._require_preprocessor("image_converter")
+        if not isinstance(images, (list, tuple)):
+            images = list(images) if getattr(images, "ndim", 0) == 4 else [images]
+        if len(images) == 0:
+            raise ValueError("Got an empty list of images.")
+        if self.backbone.naflex:
+            outputs = converter(images, max_num_patches=max_num_patches)
+        else:
+            outputs = {"images": converter(images)}
+        return {k: ops.convert_to_numpy(v) for k, v in outputs.items()}
+
+    def text_inputs(self, texts):
+        """A string or list of strings → `token_ids (N, L)` int32."""
+        tokenizer = self._require_preprocessor("tokenizer")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if len(texts) == 0:
+            raise ValueError("Got an empty list of texts.")
+        return ops.convert_to_numpy(tokenizer(texts)).astype("int32")
+
+    def embed_images(self, images, batch_size=32, max_num_patches=None, verbose="auto"):
+        """L2-normalised image embeddings `(N, D)` float32 NumPy."""
+        inputs = self.image_inputs(images, max_num_patches)
+        pooled = self.backbone.vision_encoder.predict(
+            inputs, batch_size=batch_size, verbose=_verbosity(verbose, len(images), batch_size)
+        )["pooled"]
+        return ops.convert_to_numpy(l2_normalize(ops.convert_to_tensor(pooled, "float32")))
+
+    def embed_texts(self, texts, batch_size=64, verbose="auto"):
+        """L2-normalised text embeddings `(N, D)` float32 NumPy."""
+        token_ids = self.text_inputs(texts)
+        pooled = self.backbone.text_encoder.predict(
+            {"token_ids": token_ids},
+            batch_size=batch_size,
+            verbose=_verbosity(verbose, len(token_ids), batch_size),
+        )["pooled"]
+        return ops.convert_to_numpy(l2_normalize(ops.convert_to_tensor(pooled, "float32")))
+
+    def zero_shot(self, images, labels, templates=("{}",), batch_size=32):
+        """Sigmoid probabilities `(N, C)` of each label for each image (independent
+        per pair, SPEC §1), with prompt-ensembled label embeddings."""
+        from keras_siglip2.evaluation import class_text_embeddings, zero_shot_probabilities
+
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        classes = class_text_embeddings(labels, self.embed_texts, templates=templates)
+        head = self.backbone.logit_head
+        return zero_shot_probabilities(
+            self.embed_images(images, batch_size),
+            classes,
+            float(ops.convert_to_numpy(head.log_temperature)),
+            float(ops.convert_to_numpy(head.bias)),
+        )
+
+    def locate(self, images, texts, max_num_patches=None):
+        """Referring expressions: the box `(ymin, xmin, ymax, xmax)` in [0, 1] of
+        `texts[i]` in `images[i]`, decoded greedily from the LocCa decoder's
+        coordinate tokens. Returns `(N, 4)` float32 NumPy."""
+        from keras_siglip2.preprocessing.locca_sequences import referring_prompt
+        from keras_siglip2.preprocessing.boxes import tokens_to_boxes
+
+        if self.decoder is None:
+            raise ValueError("`locate` needs the LocCa decoder (build with locca=True).")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        inputs = self.image_inputs(images, max_num_patches)
+        if len(texts) != len(next(iter(inputs.values()))):
+            raise ValueError(f"Got {len(texts)} texts for {len(next(iter(inputs.values())))} images.")
+        vision = self.backbone.vision_encoder(inputs)
+        memory, memory_mask = vision["patch_features"], inputs.get("patch_mask")
+        tokens, positions = referring_prompt(self.text_inputs(texts), self.decoder.sequence_length)
+        offset = self.decoder.text_vocabulary_size
+        task = np.ones(len(texts), "int32")  # LocCaDecoder.TASKS[1]: referring
+        rows = np.arange(len(texts))
+        for step in range(4):  # ymin, xmin, ymax, xmax
+            hidden = self.decoder(tokens, memory, memory_mask, task)
+            logits = ops.convert_to_numpy(self.decoder.logits(hidden))
+            choice = logits[rows, positions + step, offset:].argmax(-1)
+            tokens[rows, positions + step + 1] = offset + choice
+        box_tokens = tokens[rows[:, None], positions[:, None] + 1 + np.arange(4)]
+        return tokens_to_boxes(box_tokens, offset, self.num_coordinate_bins).astype("float32")
 
     # -------------------------------------------------------------- training
     def compile(
@@ -275,3 +435,9 @@ class WarmupConstant(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
+
+
+def _verbosity(verbose, count, batch_size):
+    if verbose == "auto":
+        return 1 if count > 8 * batch_size else 0
+    return verbose

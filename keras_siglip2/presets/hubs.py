@@ -65,7 +65,7 @@ def probe(url, timeout=PROBE_TIMEOUT_SECONDS):
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 outcome["ok"] = True
-        except OSError as error:
+        except Exception as error:  # any failure means "not reachable"
             outcome["error"] = f"{type(error).__name__}: {error}"
 
     thread = threading.Thread(target=connect, daemon=True)

@@ -81,8 +81,9 @@ def test_hf_handle_loads_from_the_hub_cache_offline(tmp_path, empty_caches, no_n
 def test_probe_is_bounded_by_its_timeout(monkeypatch):
     import socket
 
-    def hang(*args, **kwargs):
-        time.sleep(30)
+    def hang(*args, **kwargs):  # a resolver/connection that answers too late
+        time.sleep(3)
+        raise OSError("too late")
 
     monkeypatch.setattr(socket, "create_connection", hang)
     start = time.monotonic()
