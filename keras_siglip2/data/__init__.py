@@ -12,6 +12,16 @@ from keras_siglip2.data.demo import make_demo_example
 from keras_siglip2.data.demo import make_demo_examples
 from keras_siglip2.data.demo_vocabulary import demo_vocabulary_path
 from keras_siglip2.data.demo_vocabulary import train_demo_vocabulary
+from keras_siglip2.data.pipeline import training_batches
+from keras_siglip2.data.sources import SkippedRecords
+from keras_siglip2.data.sources import from_arrays
+from keras_siglip2.data.sources import from_csv
+from keras_siglip2.data.sources import from_directory
+from keras_siglip2.data.sources import from_jsonl
+from keras_siglip2.data.sources import from_records
+from keras_siglip2.data.sources import from_tfrecord
+from keras_siglip2.data.sources import image_text_source
+from keras_siglip2.data.sources import write_tfrecord
 
 __all__ = [
     "BACKGROUNDS",
@@ -26,4 +36,14 @@ __all__ = [
     "make_demo_examples",
     "demo_vocabulary_path",
     "train_demo_vocabulary",
+    "training_batches",
+    "SkippedRecords",
+    "from_arrays",
+    "from_csv",
+    "from_directory",
+    "from_jsonl",
+    "from_records",
+    "from_tfrecord",
+    "image_text_source",
+    "write_tfrecord",
 ]

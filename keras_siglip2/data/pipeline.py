@@ -77,8 +77,8 @@ def _example_converter(model, seed, lengths, locca, parallel_fraction):
     offset = model.backbone.text_encoder.vocabulary_size
 
     def convert_image(image, key):
-        if lengths == [None]:
-            return converter(image)
+        if lengths == [None]:  # fixed resolution: the converter returns the array
+            return {"images": converter(image)}
         branches = [lambda n=n: converter(image, max_num_patches=n) for n in lengths]
         return tf.switch_case(key, branches)
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Developer and user entry point; needs only Python ≥ 3.10.
+
+    python3 dev.py demo [siglip2 demo options]   train + evaluate the demo model
+    python3 dev.py test [pytest options]         the test suite on all backends
+    python3 dev.py venv                          just create/update .venv/
+
+The first use creates `.venv/` beside this file and installs the project with
+every backend and test dependency at the versions pinned in
+`requirements-dev.txt`; later uses reinstall only when those files change.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed"
+INPUTS = ("requirements-dev.txt", "pyproject.toml")
+# The full suite runs on JAX; the backend-sensitive subset also on the others.
+TEST_RUNS = (("jax", []), ("tensorflow", ["-m", "backends"]), ("torch", ["-m", "backends"]))
+
+
+def _fingerprint():
+    digest = hashlib.sha256()
+    for name in INPUTS:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _run(command, **kwargs):
+    print("+", " ".join(str(c) for c in command), flush=True)
+    return subprocess.run(command, cwd=ROOT, **kwargs).returncode
+
+
+def ensure_venv():
+    """Create `.venv/` and install the pinned environment if needed."""
+    fingerprint = _fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint and PYTHON.exists():
+        return
+    if sys.version_info < (3, 10):
+        sys.exit(f"Python ≥ 3.10 is needed; this is {sys.version.split()[0]}.")
+    print("Setting up .venv/ with the pinned environment (first run: a few minutes)…")
+    steps = [
+        [sys.executable, "-m", "venv", str(VENV)],
+        [PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+        [PYTHON, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt"],
+        [PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "-e", "."],
+    ]
+    if PYTHON.exists():
+        steps = steps[1:]
+    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    for step in steps:
+        if _run(step, env=env) != 0:
+            sys.exit("Installing the environment failed (see above).")
+    STAMP.write_text(fingerprint)
+
+
+def test(pytest_args):
+    failures = 0
+    for backend, marker in TEST_RUNS:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+        print(f"\n=== tests on {backend} ===", flush=True)
+        failures += _run([PYTHON, "-m", "pytest", "-q", *marker, *pytest_args], env=env) != 0
+    return 1 if failures else 0
+
+
+def main(argv):
+    if not argv or argv[0] not in ("demo", "test", "venv"):
+        print(__doc__)
+        return 2
+    ensure_venv()
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        return _run([VENV / "bin" / "siglip2", "demo", *rest], env=env)
+    if command == "test":
+        return test(rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
