@@ -71,11 +71,12 @@ def demo_model(seed=0):
     )
 
 
-def train(model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint, verbose):
+def train(model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint,
+          verbose, learning_rate=3e-3):
     """Fit on an infinite deterministic stream; resumes from `output_dir/checkpoint`."""
     raw = demo.demo_dataset(num_train, seed=seed, split="train").cache().repeat()
     model.compile(
-        learning_rate=2e-3, warmup_steps=min(100, steps // 10), total_steps=steps
+        learning_rate=learning_rate, warmup_steps=min(100, steps // 10), total_steps=steps
     )
     checkpoint_dir = Path(output_dir) / "checkpoint"
     done = callbacks.restore(model, checkpoint_dir)
@@ -206,6 +207,7 @@ def run_demo(
     batch_size=32,
     seed=0,
     steps_per_checkpoint=25,
+    learning_rate=3e-3,
     verbose="auto",
 ):
     """Train, evaluate and save; returns the metrics dict (also `metrics.json`)."""
@@ -219,7 +221,10 @@ def run_demo(
         f"Training a {model.count_params():,}-parameter SigLIP 2 (NaFlex, LocCa) on the "
         f"demo dataset for {steps} steps of {batch_size}, backend {keras.backend.backend()}."
     )
-    train(model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint, verbose)
+    train(
+        model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint,
+        verbose, learning_rate,
+    )
     metrics, chance, predictions = evaluate(model, num_test, seed)
     print(format_table(metrics, chance, title=f"Held-out metrics ({num_test} test images)"))
     report = {

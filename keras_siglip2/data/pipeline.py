@@ -46,7 +46,7 @@ def training_batches(
     dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if len(lengths) > 1:
         dataset = dataset.group_by_window(
-            key_func=lambda key, example: key,
+            key_func=lambda key, example: tf.cast(key, tf.int64),  # must be int64
             reduce_func=lambda key, group: group.batch(batch_size, drop_remainder=True),
             window_size=batch_size,
         )

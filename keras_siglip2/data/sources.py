@@ -59,9 +59,16 @@ def _decoder(skipped):
 
 
 def _looks_like_path(source):
-    return len(source) < 4096 and not source[:8].startswith(
-        (b"\x89PNG", b"\xff\xd8", b"GIF8", b"BM", b"RIFF")
-    )
+    """A path is short UTF-8 text without NUL bytes; encoded images (PNG, JPEG,
+    GIF, BMP, WebP, TIFF, ...) all contain NULs or invalid UTF-8. (A magic-number
+    test took `BMW/car.jpg` for BMP data and TIFF data for a path.)"""
+    if len(source) >= 4096 or b"\x00" in source:
+        return False
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _decode_images(dataset, skipped):
@@ -91,13 +98,22 @@ def _decode_images(dataset, skipped):
 def _regions(regions):
     """List of `{"box": [4 floats], "text": str}` → (boxes (R, 4), texts (R,))."""
     regions = regions or []
-    boxes = np.array([r["box"] for r in regions], np.float32).reshape(-1, 4)
-    if boxes.size and ((boxes < 0).any() or (boxes > 1).any()):
+    try:
+        boxes = np.array([r["box"] for r in regions], np.float32).reshape(-1, 4)
+        if len(boxes) != len(regions):
+            raise ValueError("not 4 numbers per box")
+        texts = [r["text"] for r in regions]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            'Regions must be a list of {"box": [ymin, xmin, ymax, xmax], "text": str}; '
+            f"got {str(regions)[:200]} ({type(error).__name__}: {error})."
+        ) from None
+    if boxes.size and not ((boxes >= 0) & (boxes <= 1)).all():  # NaN fails too
         raise ValueError(
             "Region boxes must be (ymin, xmin, ymax, xmax) relative to the image, in "
             f"[0, 1]; got {boxes.tolist()[:3]}…"
         )
-    texts = np.array([str(r["text"]).encode("utf-8") for r in regions], dtype=object)
+    texts = np.array([str(text).encode("utf-8") for text in texts], dtype=object)
     return boxes, texts.reshape(-1)
 
 
@@ -112,6 +128,10 @@ def from_records(records, base_dir=None, skipped=None):
             raise ValueError(
                 f"Record {i} needs an 'image' and a 'caption'; got keys {sorted(record)}."
             )
+        try:  # here, not in the generator, where it would surface as a TF error
+            _regions(record.get("regions"))
+        except ValueError as error:
+            raise ValueError(f"Record {i}: {error}") from None
 
     def source_of(image):
         if isinstance(image, (str, os.PathLike)):

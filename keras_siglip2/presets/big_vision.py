@@ -83,9 +83,9 @@ class NpzReader:
         self._cache_key, self._cache_value = None, None
 
     def _add_member(self, info):
-        name = safe_relative_path(info.filename)
         if info.is_dir():
             return
+        name = safe_relative_path(info.filename)
         if not name.endswith(".npy"):
             raise ValueError(f"{self.path}: unexpected member {name!r} (not a .npy array).")
         if info.flag_bits & 0x1:
@@ -157,13 +157,18 @@ class NpzReader:
 
     def get(self, key):
         member, layer = self._storage(key)
-        if member != self._cache_key:
+        if member == self._cache_key:
+            array = self._cache_value
+        else:
             try:
-                self._cache_value = self._read_member(member)
+                array = self._read_member(member)
             except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
                 raise ValueError(f"{self.path}: cannot read {member!r}: {error}") from error
-            self._cache_key = member
-        array = self._cache_value if layer is None else self._cache_value[layer]
+            if not isinstance(array, np.memmap):
+                # A decompressed member: keep it for the next layer's slice.
+                self._cache_key, self._cache_value = member, array
+        if layer is not None:
+            array = array[layer]
         return _to_standard_dtype(array)
 
     def close(self):

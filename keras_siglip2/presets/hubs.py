@@ -44,10 +44,16 @@ def safe_relative_path(path):
 # Reachability probe.
 
 
-def _proxy_for(scheme):
+def _proxy_for(scheme, host):
+    """The proxy URL requests would use for `host`, or None (direct)."""
+    no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    for entry in (e.strip().lstrip(".") for e in no_proxy.split(",")):
+        if entry == "*" or (entry and host and (host == entry or host.endswith("." + entry))):
+            return None
     for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
-        if os.environ.get(name):
-            return os.environ[name]
+        proxy = os.environ.get(name)
+        if proxy:
+            return proxy if "://" in proxy else "http://" + proxy
     return None
 
 
@@ -56,7 +62,7 @@ def probe(url, timeout=PROBE_TIMEOUT_SECONDS):
     opens within `timeout` seconds, else a short reason. DNS lookups run in a
     daemon thread so a hanging resolver cannot block longer than `timeout`."""
     parsed = urllib.parse.urlparse(url)
-    target = urllib.parse.urlparse(_proxy_for(parsed.scheme or "https") or url)
+    target = urllib.parse.urlparse(_proxy_for(parsed.scheme or "https", parsed.hostname) or url)
     host = target.hostname
     port = target.port or (443 if (target.scheme or "https") == "https" else 80)
     outcome = {}
@@ -146,9 +152,12 @@ class KaggleFiles:
 
     def __init__(self, handle):
         self.parts, self.version = parse_kaggle_handle(handle)
-        self.handle = "kaggle://" + "/".join(self.parts) + (
-            f"/{self.version}" if self.version is not None else ""
-        )
+
+    @property
+    def handle(self):
+        """The handle, with the version once one is known (pinned)."""
+        version = f"/{self.version}" if self.version is not None else ""
+        return "kaggle://" + "/".join(self.parts) + version
 
     def describe(self):
         return self.handle
@@ -177,13 +186,14 @@ class KaggleFiles:
             import kagglehub
         except ImportError as error:
             raise PresetDownloadError("the `kagglehub` package is not installed") from error
-        handle = "/".join(self.parts) + (f"/{self.version}" if self.version is not None else "")
         try:
-            path = kagglehub.model_download(handle, path=filename)
+            path = kagglehub.model_download(self.handle.removeprefix("kaggle://"), path=filename)
         except Exception as error:  # kagglehub raises many types; classify by message
             message = str(error)
             if "404" in message or "not present" in message or "not found" in message.lower():
-                raise HubFileNotFoundError(f"{self.handle} has no file {filename!r}") from error
+                raise HubFileNotFoundError(
+                    f"{self.handle} has no file {filename!r} (or no such model/version)"
+                ) from error
             raise PresetDownloadError(
                 f"Kaggle download of {self.handle}/{filename} failed: "
                 f"{type(error).__name__}: {message[:300]}"
@@ -195,7 +205,7 @@ class KaggleFiles:
         return path
 
     def download_hint(self):
-        handle = "/".join(self.parts) + (f"/{self.version}" if self.version is not None else "")
+        handle = self.handle.removeprefix("kaggle://")
         return f"python -c \"import kagglehub; kagglehub.model_download('{handle}')\""
 
 

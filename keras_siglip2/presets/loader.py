@@ -1,12 +1,14 @@
 """`load_backbone(preset)`: any supported preset → `SigLIP2Backbone`.
 
-Weights are streamed into a freshly built model one tensor at a time, so
-loading holds about one model copy (the keras-hub path is the exception: it
-holds keras-hub's model and ours, two copies, while copying). When weights
-are loaded, the model is built with zero placeholders instead of random
-initialisers — every variable is then overwritten (checked) — which saves
-the random-init time and its temporary memory on the big variants.
-"""
+Weights are streamed into a freshly built model one tensor at a time,
+largest first. When weights are loaded, the model is built with zero
+placeholders instead of random initialisers (every variable is then
+overwritten — checked), which saves the random-init time and memory; on JAX
+the placeholders are shared per shape, so the model's memory grows as the
+tensors arrive. Measured on So400m/14 (4.23 GiB of float32) with JAX, peak
+RSS above the import baseline: big_vision `.npz` ≈ 1.07× the model; the
+keras-hub path ≈ 1.6× (keras-hub's model is loaded in full and freed tensor
+by tensor as ours fills up). See benchmarks/convert_memory.py."""
 
 import contextlib
 import json
@@ -33,18 +35,36 @@ from keras_siglip2.presets.safetensors_reader import SafetensorsReader
 from keras_siglip2.presets.weights import load_entries
 
 
+class _SharedZeros:
+    """Initializer giving every variable of one shape and dtype the same
+    zero array (JAX arrays are immutable and `assign` rebinds, so sharing is
+    safe there): the placeholder model costs one array per distinct shape."""
+
+    def __init__(self):
+        self._cache = {}
+
+    def __call__(self, shape, dtype=None):
+        key = (tuple(shape), str(dtype))
+        if key not in self._cache:
+            self._cache[key] = keras.ops.zeros(shape, dtype=dtype)
+        return self._cache[key]
+
+
 @contextlib.contextmanager
 def placeholder_initialization():
-    """Within this context, new layer weights start as zeros (cheap) instead of
-    their random initialisers. Only for models whose every weight is loaded
-    right after; not thread-safe (it patches `keras.layers.Layer.add_weight`)."""
+    """Within this context, new layer weights start as zero placeholders
+    instead of their random initialisers — shared per shape on JAX, plain
+    zeros elsewhere (TensorFlow copies initial values; torch assigns in
+    place, so sharing would alias). Only for models whose every weight is
+    loaded right after; not thread-safe (patches `keras.layers.Layer.add_weight`)."""
     original = keras.layers.Layer.add_weight
+    placeholder = _SharedZeros() if keras.backend.backend() == "jax" else "zeros"
 
     def add_weight(self, *args, **kwargs):
         if len(args) > 1:
-            args = (args[0], "zeros", *args[2:])
+            args = (args[0], placeholder, *args[2:])
         else:
-            kwargs["initializer"] = "zeros"
+            kwargs["initializer"] = placeholder
         return original(self, *args, **kwargs)
 
     keras.layers.Layer.add_weight = add_weight
@@ -150,19 +170,37 @@ def _load_keras_hub(preset, load_weights, dtype):
     except (OSError, KeyError) as error:
         raise _wrap_unreadable(weights, error) from error
     backbone = build_backbone(config, dtype, placeholders=True)
-    entries, variables = [], {}
+    entries, pairs = [], {}
     for i, (ours, theirs, transform) in enumerate(keras_hub_weight_map(backbone, reference)):
         name = f"{theirs.path}#{i}"  # paths repeat across the two towers
-        variables[name] = theirs
+        pairs[name] = (theirs, ours)
         entries.append((ours, name, transform))
-    load_entries(
-        backbone,
-        entries,
-        lambda name: keras.ops.convert_to_numpy(variables.pop(name).value),
-        checkpoint=preset.source,
-    )
-    del reference, variables
+    copied = []
+
+    def get_tensor(name):
+        # The previous tensor is in our model now: free keras-hub's copy (JAX),
+        # so the two models never both exist in full.
+        while copied:
+            _free(*copied.pop())
+        copied.append(pairs.pop(name))
+        return keras.ops.convert_to_numpy(copied[-1][0].value)
+
+    load_entries(backbone, entries, get_tensor, checkpoint=preset.source)
+    del reference, pairs, copied
     return backbone
+
+
+def _free(variable, copy):
+    """Delete a JAX variable's single-device buffer once `copy` holds its
+    value in a buffer of its own; a no-op on other backends."""
+    if keras.backend.backend() != "jax":
+        return
+    value, kept = getattr(variable, "_value", None), getattr(copy, "_value", None)
+    sharding = getattr(value, "sharding", None)
+    if value is None or kept is None or sharding is None or len(sharding.device_set) != 1:
+        return
+    if value.unsafe_buffer_pointer() != kept.unsafe_buffer_pointer():
+        value.delete()
 
 
 def _transformers_config(preset):

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 import warnings
-from typing import Callable, Optional
+from typing import Optional
 
 from keras_siglip2 import configs
 from keras_siglip2.presets.hubs import (
@@ -57,6 +57,8 @@ class Preset:
       source: what was loaded, as a handle or local path (for messages).
       name: the released checkpoint name when an alias/name was given.
       config: the parsed `config.json` (None for big_vision).
+      hub: for a remote preset, the `KaggleFiles` / `HuggingFaceFiles` that
+        fetches its files (cache first).
     """
 
     format: str
@@ -64,7 +66,7 @@ class Preset:
     source: str
     name: Optional[str] = None
     config: Optional[dict] = None
-    fetcher: Optional[Callable[[str], str]] = dataclasses.field(default=None, repr=False)
+    hub: Optional[object] = dataclasses.field(default=None, repr=False)
 
     def file(self, filename, required=True):
         """Local path of a file of this preset (downloaded if remote).
@@ -74,8 +76,13 @@ class Preset:
         """
         filename = safe_relative_path(filename)
         try:
-            if self.fetcher is not None:
-                return self.fetcher(filename)
+            if self.hub is not None:
+                try:
+                    return self.hub.fetch(filename)
+                except PresetDownloadError as error:
+                    if required:
+                        raise _download_error(self.source, [(self.hub, error)], self.name) from None
+                    raise
             base = self.path if os.path.isdir(self.path) else os.path.dirname(self.path)
             path = os.path.join(base, filename)
             if not os.path.isfile(path):
@@ -174,7 +181,7 @@ def _locate_remote(hub, name=None):
         hub.describe(),
         name=name,
         config=config,
-        fetcher=hub.fetch,
+        hub=hub,
     )
 
 

@@ -1,6 +1,18 @@
 """Assigning converted arrays to Keras variables with clear shape errors."""
 
+import math
+
 import numpy as np
+
+_CHECK_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+def _all_finite(array):
+    """`np.isfinite(array).all()` in slices, without a full-size temporary."""
+    if array.ndim == 0 or array.nbytes <= _CHECK_CHUNK_BYTES:
+        return bool(np.isfinite(array).all())
+    step = max(1, array.shape[0] * _CHECK_CHUNK_BYTES // array.nbytes)
+    return all(np.isfinite(array[i : i + step]).all() for i in range(0, array.shape[0], step))
 
 
 def assign(variable, array, source):
@@ -12,9 +24,11 @@ def assign(variable, array, source):
             f"model variable {variable.path!r} expects {tuple(variable.shape)}. "
             "The checkpoint does not match this architecture/config."
         )
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not _all_finite(array):
         raise ValueError(f"Checkpoint tensor {source!r} holds NaN or infinite values.")
-    variable.assign(array.astype(variable.dtype) if array.dtype != variable.dtype else array)
+    if array.dtype != variable.dtype:
+        array = array.astype(variable.dtype)
+    variable.assign(array)
 
 
 def load_entries(backbone, entries, get_tensor, checkpoint="the checkpoint"):
@@ -27,7 +41,9 @@ def load_entries(backbone, entries, get_tensor, checkpoint="the checkpoint"):
     `backbone` must be covered: a variable that no entry fills would keep
     its placeholder value, so that is an error, not a silent default.
     """
-    entries = list(entries)
+    # Largest tensors first: their placeholders (see `loader`) are freed
+    # before the rest of the model fills up. The sort is stable.
+    entries = sorted(entries, key=lambda entry: -math.prod(entry[0].shape))
     covered = {id(variable) for variable, _, _ in entries}
     missing = [w.path for w in backbone.weights if id(w) not in covered]
     if missing:

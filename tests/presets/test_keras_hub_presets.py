@@ -92,3 +92,26 @@ def test_newest_cached_kaggle_version_is_used_for_an_unversioned_handle(tmp_path
     _kaggle_cache_entry(tmp_path, "v", 2, checkpoints.keras_hub_backbone(num_layers=2))
     model = SigLIP2Backbone.from_preset("kaggle://keras/siglip/keras/v", load_weights=False)
     assert model.vision_encoder.num_layers == 2
+
+
+def test_cached_config_without_weights_fails_fast_offline_but_builds_without_weights(
+    tmp_path, monkeypatch, no_network
+):
+    """Only config.json was downloaded (kagglehub's per-file marker)."""
+    from keras_siglip2.presets import PresetDownloadError
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    checkpoints.keras_hub_backbone(num_layers=1).save_to_preset(str(tmp_path / "src"))
+    model_dir = tmp_path / "cache" / "models" / "keras" / "siglip" / "keras" / "v"
+    (model_dir / "3").mkdir(parents=True)
+    (model_dir / "3" / "config.json").write_bytes((tmp_path / "src" / "config.json").read_bytes())
+    (model_dir / ".complete" / "3").mkdir(parents=True)
+    (model_dir / ".complete" / "3" / "config.json.complete").touch()
+
+    handle = "kaggle://keras/siglip/keras/v"
+    assert SigLIP2Backbone.from_preset(handle, load_weights=False).vision_encoder.num_layers == 1
+    with pytest.raises(PresetDownloadError) as info:
+        SigLIP2Backbone.from_preset(handle)
+    message = str(info.value)
+    assert "kaggle://keras/siglip/keras/v/3" in message and str(tmp_path / "cache") in message
+    assert "kagglehub.model_download('keras/siglip/keras/v/3')" in message

@@ -1,6 +1,7 @@
 """Our own preset format: save_to_preset → from_preset, and building every
 released architecture offline with `load_weights=False`."""
 
+import gc
 import json
 
 import keras
@@ -91,4 +92,6 @@ def test_large_presets_without_weights_have_the_published_parameter_counts(no_ne
             model = SigLIP2Backbone.from_preset(alias, load_weights=False)
         assert model.count_params() == facts["params"], alias
         del model
+        keras.backend.clear_session()
+        gc.collect()
     assert no_network.attempts == []
