@@ -89,17 +89,21 @@ _SIZE_NAMES = {"B": "base", "L": "large", "So400m": "so400m", "g-opt": "giant_op
 _ALIAS_STEMS = {"B": "b", "L": "l", "So400m": "so400m", "g-opt": "g"}
 
 
-def _checkpoint(variant, patch, res, text_variant=None, params=None):
+def _checkpoint(variant, patch, res, text_variant=None, params=None, kaggle_version=1):
+    """`kaggle_version=None`: keras-hub publishes no preset for this checkpoint."""
     size = _SIZE_NAMES[variant]
     tail = "naflex" if res is None else str(res)
     name = f"siglip2_{size}_patch{patch}_{tail}"
+    kaggle = None
+    if res is not None and kaggle_version is not None:
+        kaggle = f"kaggle://keras/siglip/keras/{name}/{kaggle_version}"
     return name, dict(
         image_variant=variant,
         text_variant=text_variant or variant,
         patch_size=patch,
         image_size=res,
         hf_repo=f"google/siglip2-{size.replace('_', '-')}-patch{patch}-{tail}",
-        kaggle_handle=None if res is None else f"kaggle://keras/siglip/keras/{name}",
+        kaggle_handle=kaggle,
         params=params,
     )
 
@@ -109,7 +113,7 @@ CHECKPOINTS = dict(
         _checkpoint("B", 16, 224, params=375_187_970),
         _checkpoint("B", 16, 256),
         _checkpoint("B", 16, 384),
-        _checkpoint("B", 16, 512),
+        _checkpoint("B", 16, 512, kaggle_version=None),
         _checkpoint("B", 32, 256, params=376_856_066),
         _checkpoint("L", 16, 256, params=881_526_786),
         _checkpoint("L", 16, 384),
@@ -119,7 +123,9 @@ CHECKPOINTS = dict(
         _checkpoint("So400m", 16, 256, params=1_135_670_962),
         _checkpoint("So400m", 16, 384),
         _checkpoint("So400m", 16, 512, params=1_136_555_698),
-        _checkpoint("g-opt", 16, 256, text_variant="So400m", params=1_871_393_906),
+        _checkpoint(
+            "g-opt", 16, 256, text_variant="So400m", params=1_871_393_906, kaggle_version=2
+        ),
         _checkpoint("g-opt", 16, 384, text_variant="So400m"),
         _checkpoint("B", 16, None, params=375_234_050),
         _checkpoint("So400m", 16, None, params=1_135_670_962),

@@ -49,7 +49,7 @@ def training_batches(
             key_func=lambda key, example: tf.cast(key, tf.int64),  # must be int64
             reduce_func=lambda key, group: group.batch(batch_size, drop_remainder=True),
             window_size=batch_size,
-        )
+        ).map(lambda key, example: example)
     else:
         dataset = dataset.map(lambda key, example: example).batch(
             batch_size, drop_remainder=True

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_siglip2.preprocessing.image_io import load_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 RAW_SIGNATURE = {
     "image": tf.TensorSpec((None, None, 3), tf.uint8),

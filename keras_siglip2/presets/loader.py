@@ -203,13 +203,36 @@ def _free(variable, copy):
         value.delete()
 
 
+# transformers writes only non-default values into config.json files (e.g. an
+# empty-ish vision_config for B/16 at 224), so the class defaults fill the gaps:
+# SiglipTextConfig, SiglipVisionConfig and Siglip2VisionConfig.
+_TRANSFORMERS_TRUNK_DEFAULTS = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    hidden_act="gelu_pytorch_tanh",
+    layer_norm_eps=1e-6,
+)
+_TRANSFORMERS_DEFAULTS = {
+    "text_config": dict(_TRANSFORMERS_TRUNK_DEFAULTS, vocab_size=32000, max_position_embeddings=64),
+    "vision_config": dict(_TRANSFORMERS_TRUNK_DEFAULTS, image_size=224, patch_size=16),
+    "siglip2_vision_config": dict(_TRANSFORMERS_TRUNK_DEFAULTS, patch_size=16, num_patches=256),
+}
+
+
 def _transformers_config(preset):
     config = dict(preset.config)
+    for part in ("text_config", "vision_config"):
+        key = "siglip2_vision_config" if (
+            part == "vision_config" and config.get("model_type") == "siglip2"
+        ) else part
+        config[part] = {**_TRANSFORMERS_DEFAULTS[key], **(config.get(part) or {})}
     for part in ("vision_config", "text_config"):
         c = config.get(part) or {}
         act = c.get("hidden_act", "gelu_pytorch_tanh")
         eps = c.get("layer_norm_eps", 1e-6)
-        if act not in ("gelu_pytorch_tanh", "gelu_tanh") or abs(eps - 1e-6) > 1e-12:
+        if act not in ("gelu_pytorch_tanh", "gelu_tanh", "gelu_new") or abs(eps - 1e-6) > 1e-12:
             raise ValueError(
                 f"{preset.source}: {part} uses activation {act!r} and LayerNorm epsilon "
                 f"{eps}; SigLIP 2 uses tanh-approximate GELU and 1e-6."

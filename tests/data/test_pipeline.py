@@ -219,3 +219,15 @@ def test_parallel_captioning_fraction(fixed_model):
     assert 0.42 <= fraction() <= 0.58
     assert 0.42 <= fraction(seed=1) <= 0.58
     assert fraction(0.0) == 0.0 and fraction(1.0) == 1.0
+
+
+@pytest.mark.slow
+def test_naflex_mixed_lengths_train_with_fit():
+    """`fit` takes the mixed-length stream as it comes (one compile per length)."""
+    model = tiny_model(naflex=True, seed=0)
+    raw, _, _ = _raw(32)
+    batches = training_batches(raw.repeat(), model, 4, seed=0, max_num_patches=[16, 32])
+    model.compile()
+    history = model.fit(batches, steps_per_epoch=8, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][-1])
+    assert history.history["localization_loss"][-1] > 0

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import torch
 
-from tests.models.transformers_reference import randomize
+from tests.models.transformers_reference import randomize  # noqa: F401  (re-exported)
 
 SMALL = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_hidden_layers=2)
 PATCH = 16

@@ -1,10 +1,13 @@
 """`convert(src, dst)`: any supported source → our preset directory."""
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from keras_siglip2 import SigLIP2Backbone
+from keras_siglip2.data import demo_vocabulary_path
 from keras_siglip2.presets import convert, locate_preset
 from tests.presets import checkpoints
 
@@ -20,13 +23,14 @@ def _same_weights(a, b):
 def test_convert_hf_directory_keeps_weights_and_tokenizer(tmp_path):
     src, dst = tmp_path / "hf", tmp_path / "ours"
     checkpoints.transformers_model(naflex=True).save_pretrained(src)
-    (src / "tokenizer.model").write_bytes(b"\x0aspm-bytes")
+    spm = Path(demo_vocabulary_path()).read_bytes()  # a real SentencePiece model
+    (src / "tokenizer.model").write_bytes(spm)
     assert convert(str(src), str(dst)) == str(dst)
 
     converted = locate_preset(str(dst))
     assert converted.format == "keras"
     assert converted.tokenizer_file == str(dst / "assets" / "tokenizer" / "vocabulary.spm")
-    assert (dst / "assets/tokenizer/vocabulary.spm").read_bytes() == b"\x0aspm-bytes"
+    assert (dst / "assets/tokenizer/vocabulary.spm").read_bytes() == spm
     _same_weights(SigLIP2Backbone.from_preset(str(src)), SigLIP2Backbone.from_preset(str(dst)))
 
 

@@ -70,3 +70,37 @@ def test_bfloat16_safetensors_are_read(tmp_path, rng):
     state = reference.state_dict()
     expected = state["text_model.embeddings.token_embedding.weight"].float().numpy()
     np.testing.assert_array_equal(ours.text_encoder.embedding.token_embeddings.numpy(), expected)
+
+
+@pytest.mark.parametrize("naflex", [False, True], ids=["fixed", "naflex"])
+def test_config_json_with_only_non_default_values_is_completed(tmp_path, rng, naflex):
+    """Hub config.json files list only values that differ from transformers'
+    defaults (a B/16 vision_config can be almost empty)."""
+    from transformers import Siglip2Config, Siglip2Model, SiglipConfig, SiglipModel
+
+    text = dict(vocab_size=checkpoints.VOCABULARY, num_hidden_layers=1)
+    vision = dict(num_hidden_layers=1)  # B widths, patch 16, 224 / 256 patches: defaults
+    cls, config_cls = (Siglip2Model, Siglip2Config) if naflex else (SiglipModel, SiglipConfig)
+    reference = checkpoints.randomize(cls(config_cls(text_config=text, vision_config=vision)))
+    reference.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["text_config"] = dict(text, model_type=config["text_config"]["model_type"])
+    config["vision_config"] = dict(vision, model_type=config["vision_config"]["model_type"])
+    (tmp_path / "config.json").write_text(json.dumps(config))
+
+    ours = SigLIP2Backbone.from_preset(str(tmp_path))
+    assert ours.vision_encoder.hidden_dim == 768 and ours.text_encoder.sequence_length == 64
+    if naflex:
+        assert ours.vision_encoder.position_grid_size == 16
+        grids = [(16, 16), (8, 20)]
+        patches = rng.uniform(-1, 1, (2, 256, 768)).astype("float32")
+        mask = np.zeros((2, 256), bool)
+        for i, (h, w) in enumerate(grids):
+            mask[i, : h * w] = True
+        batch = {"patches": patches, "patch_mask": mask, "spatial_shapes": np.array(grids, "int32")}
+    else:
+        assert ours.vision_encoder.image_size == 224
+        batch = {"images": rng.uniform(-1, 1, (2, 224, 224, 3)).astype("float32")}
+    batch["token_ids"] = checkpoints.token_ids(rng, 2)
+    errors = checkpoints.max_errors(ours(batch), checkpoints.transformers_outputs(reference, batch))
+    assert max(errors.values()) <= TOLERANCE, errors
