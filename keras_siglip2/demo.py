@@ -8,6 +8,7 @@ and run the same command again: it resumes from the last checkpoint (every
 
 import csv
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -64,8 +65,11 @@ def demo_model(seed=0):
     preprocessor = SigLIP2Preprocessor(
         tokenizer, NaFlexImageConverter(config["vision"]["patch_size"], 64)
     )
+    # b = −log(batch): the prior log-odds of a positive pair at batch 32. The
+    # paper's −10 suits 32k batches; at 32 it stalls the first few hundred steps.
+    backbone = SigLIP2Backbone(**config, initial_bias=-math.log(32))
     return SigLIP2(
-        SigLIP2Backbone.from_config(config),
+        backbone,
         preprocessor,
         num_coordinate_bins=DEMO_COORDINATE_BINS,
     )

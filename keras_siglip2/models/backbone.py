@@ -1,5 +1,7 @@
 """SigLIP2Backbone: both towers and the sigmoid logit head."""
 
+import math
+
 import keras
 from keras_hub.models import Backbone
 
@@ -13,6 +15,9 @@ from keras_siglip2.models.vision_encoder import SigLIP2VisionEncoder
 class SigLIP2Backbone(ChecksInputs, Backbone):
     """The image and text towers plus the learned temperature `t'` and bias `b`.
 
+    `t'` and `b` start at the paper's training init, log 10 and −10 (for
+    large batches; small batches learn faster from `b ≈ −log(batch)`).
+
     Built from the two tower configs (see `keras_siglip2.configs`):
     `SigLIP2Backbone(vision={...}, text={...})`, or
     `SigLIP2Backbone.from_config(keras_siglip2.configs.tiny())`.
@@ -24,7 +29,15 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
     `patch_features (B_i, N, D)`.
     """
 
-    def __init__(self, vision, text, dtype=None, **kwargs):
+    def __init__(
+        self,
+        vision,
+        text,
+        initial_log_temperature=math.log(10.0),
+        initial_bias=-10.0,
+        dtype=None,
+        **kwargs,
+    ):
         self.vision_encoder = SigLIP2VisionEncoder(**vision, dtype=dtype, name="vision_encoder")
         self.text_encoder = SigLIP2TextEncoder(**text, dtype=dtype, name="text_encoder")
         if self.text_encoder.projection_dim != self.vision_encoder.hidden_dim:
@@ -32,7 +45,9 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
                 f"The text head projects to {self.text_encoder.projection_dim} but the "
                 f"image embedding has width {self.vision_encoder.hidden_dim}."
             )
-        self.logit_head = SigmoidLogitHead(name="logit_head")
+        self.logit_head = SigmoidLogitHead(
+            initial_log_temperature, initial_bias, name="logit_head"
+        )
 
         image_inputs = {
             name: keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=name)
@@ -51,6 +66,8 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
         )
         self.vision = dict(vision)
         self.text = dict(text)
+        self.initial_log_temperature = initial_log_temperature
+        self.initial_bias = initial_bias
 
     def check_inputs(self, inputs):
         """Raise a clear `ValueError` for inputs either tower cannot take."""
@@ -78,7 +95,12 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
 
     def get_config(self):
         config = super().get_config()
-        config.update(vision=self.vision, text=self.text)
+        config.update(
+            vision=self.vision,
+            text=self.text,
+            initial_log_temperature=self.initial_log_temperature,
+            initial_bias=self.initial_bias,
+        )
         return config
 
     @classmethod

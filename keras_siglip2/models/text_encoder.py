@@ -31,23 +31,26 @@ class SigLIP2TextEncoder(ChecksInputs, Backbone):
         **kwargs,
     ):
         token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
-        self.embedding = TextEmbedding(
-            vocabulary_size, sequence_length, hidden_dim, dtype=dtype, name="embedding"
-        )
-        self.encoder_blocks = [
-            TransformerEncoderBlock(
-                num_heads, intermediate_dim, dtype=dtype, name=f"encoder_block_{i}"
+        # Variable paths start with the tower's name: both towers have
+        # `encoder_block_i`, and the torch backend keys parameters by path.
+        with keras.name_scope(kwargs.get("name") or "text_encoder"):
+            self.embedding = TextEmbedding(
+                vocabulary_size, sequence_length, hidden_dim, dtype=dtype, name="embedding"
             )
-            for i in range(num_layers)
-        ]
-        self.final_norm = layer_norm("final_norm", dtype)
-        self.head = keras.layers.Dense(projection_dim, dtype=dtype, name="head")
+            self.encoder_blocks = [
+                TransformerEncoderBlock(
+                    num_heads, intermediate_dim, dtype=dtype, name=f"encoder_block_{i}"
+                )
+                for i in range(num_layers)
+            ]
+            self.final_norm = layer_norm("final_norm", dtype)
+            self.head = keras.layers.Dense(projection_dim, dtype=dtype, name="head")
 
-        x = self.embedding(token_ids)
-        for block in self.encoder_blocks:
-            x = block(x)
-        token_features = self.final_norm(x)
-        pooled = self.head(token_features[:, -1])
+            x = self.embedding(token_ids)
+            for block in self.encoder_blocks:
+                x = block(x)
+            token_features = self.final_norm(x)
+            pooled = self.head(token_features[:, -1])
         super().__init__(
             inputs={"token_ids": token_ids},
             outputs={"pooled": pooled, "token_features": token_features},

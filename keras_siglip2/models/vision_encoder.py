@@ -50,35 +50,38 @@ class SigLIP2VisionEncoder(ChecksInputs, Backbone):
             inputs = {"images": keras.Input((image_size, image_size, 3), name="images")}
             pixels, key_mask = inputs["images"], None
 
-        self.patch_embedding = PatchEmbedding(
-            hidden_dim, patch_size, dtype=dtype, name="patch_embedding"
-        )
-        if naflex:
-            self.position_embedding = NaFlexPositionEmbedding(
-                position_grid_size, dtype=dtype, name="position_embedding"
+        # Variable paths start with the tower's name: both towers have
+        # `encoder_block_i`, and the torch backend keys parameters by path.
+        with keras.name_scope(kwargs.get("name") or "vision_encoder"):
+            self.patch_embedding = PatchEmbedding(
+                hidden_dim, patch_size, dtype=dtype, name="patch_embedding"
             )
-        else:
-            self.position_embedding = LearnedPositionEmbedding(
-                (image_size // patch_size) ** 2, dtype=dtype, name="position_embedding"
-            )
-        self.encoder_blocks = [
-            TransformerEncoderBlock(
-                num_heads, intermediate_dim, dtype=dtype, name=f"encoder_block_{i}"
-            )
-            for i in range(num_layers)
-        ]
-        self.final_norm = layer_norm("final_norm", dtype)
-        self.pooling = MAPHead(num_heads, intermediate_dim, dtype=dtype, name="map_head")
+            if naflex:
+                self.position_embedding = NaFlexPositionEmbedding(
+                    position_grid_size, dtype=dtype, name="position_embedding"
+                )
+            else:
+                self.position_embedding = LearnedPositionEmbedding(
+                    (image_size // patch_size) ** 2, dtype=dtype, name="position_embedding"
+                )
+            self.encoder_blocks = [
+                TransformerEncoderBlock(
+                    num_heads, intermediate_dim, dtype=dtype, name=f"encoder_block_{i}"
+                )
+                for i in range(num_layers)
+            ]
+            self.final_norm = layer_norm("final_norm", dtype)
+            self.pooling = MAPHead(num_heads, intermediate_dim, dtype=dtype, name="map_head")
 
-        x = self.patch_embedding(pixels)
-        if naflex:
-            x = self.position_embedding(x, inputs["spatial_shapes"])
-        else:
-            x = self.position_embedding(x)
-        for block in self.encoder_blocks:
-            x = block(x, key_mask=key_mask)
-        patch_features = self.final_norm(x)
-        pooled = self.pooling(patch_features, key_mask=key_mask)
+            x = self.patch_embedding(pixels)
+            if naflex:
+                x = self.position_embedding(x, inputs["spatial_shapes"])
+            else:
+                x = self.position_embedding(x)
+            for block in self.encoder_blocks:
+                x = block(x, key_mask=key_mask)
+            patch_features = self.final_norm(x)
+            pooled = self.pooling(patch_features, key_mask=key_mask)
         super().__init__(
             inputs=inputs,
             outputs={"pooled": pooled, "patch_features": patch_features},

@@ -60,7 +60,7 @@ def _content(ids):
     return ids[:-1]
 
 
-def _unpad(row, weights=None):
+def _unpad(row):
     row = [int(x) for x in row]
     while row and row[-1] == PAD_ID:
         row.pop()

@@ -34,7 +34,7 @@ def test_overfits_eight_examples(naflex):
     assert initial["localization_loss"] > 5
 
     stream = tf.data.Dataset.from_tensors(batch).repeat()
-    model.fit(stream, steps_per_epoch=STEPS, epochs=1, verbose=0)
+    model.fit(stream, steps_per_epoch=STEPS, epochs=1, verbose=0, shuffle=False)
     final = model.test_on_batch(batch, return_dict=True)
     assert final["sigmoid_loss"] < 0.05 * initial["sigmoid_loss"], final
     assert final["captioning_loss"] < 0.1, final
@@ -51,7 +51,7 @@ def test_overfits_eight_examples(naflex):
         shuffled[key] = batch[key][order]
     control = model.test_on_batch(shuffled, return_dict=True)
     assert control["sigmoid_loss"] > 20 * final["sigmoid_loss"], control
-    assert control["localization_loss"] > 1.0, control
+    assert control["localization_loss"] > max(0.5, 100 * final["localization_loss"]), control
     assert control["captioning_loss"] > 1.0, control
 
 
