@@ -22,6 +22,20 @@ DEMO_VOCABULARY_SIZE = 1000
 _EXTRA_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789.,:;!?'\"-_()/&+"
 _FILE_NAME = "demo_spm.model"
 
+# Gemma's special ids (pad 0, eos 1, bos 2, unk 3, <mask> 4), for any
+# SentencePiece model that should tokenise like the SigLIP 2 vocabulary.
+GEMMA_SPECIAL_PIECES = dict(
+    pad_id=0,
+    eos_id=1,
+    bos_id=2,
+    unk_id=3,
+    pad_piece="<pad>",
+    eos_piece="<eos>",
+    bos_piece="<bos>",
+    unk_piece="<unk>",
+    user_defined_symbols=["<mask>"],
+)
+
 
 def demo_vocabulary_path():
     """Path of the shipped demo SentencePiece model."""
@@ -48,15 +62,7 @@ def train_demo_vocabulary(path=None, vocab_size=DEMO_VOCABULARY_SIZE):
         model_writer=model,
         model_type="bpe",
         vocab_size=int(vocab_size),
-        pad_id=0,
-        eos_id=1,
-        bos_id=2,
-        unk_id=3,
-        pad_piece="<pad>",
-        eos_piece="<eos>",
-        bos_piece="<bos>",
-        unk_piece="<unk>",
-        user_defined_symbols=["<mask>"],
+        **GEMMA_SPECIAL_PIECES,
         byte_fallback=True,
         character_coverage=1.0,
         normalization_rule_name="identity",

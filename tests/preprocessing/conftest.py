@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from keras_siglip2.data.demo_vocabulary import GEMMA_SPECIAL_PIECES
+
 # Multilingual captions. Upper case, punctuation, digits, several scripts and
 # whitespace runs, so lowercasing, byte fallback and splitting are exercised.
 CORPUS = [
@@ -43,15 +45,7 @@ def spm_model(tmp_path_factory):
         model_prefix=prefix,
         vocab_size=700,
         model_type="bpe",
-        pad_id=0,
-        eos_id=1,
-        bos_id=2,
-        unk_id=3,
-        pad_piece="<pad>",
-        eos_piece="<eos>",
-        bos_piece="<bos>",
-        unk_piece="<unk>",
-        user_defined_symbols=["<mask>"],
+        **GEMMA_SPECIAL_PIECES,
         add_dummy_prefix=False,
         remove_extra_whitespaces=False,
         normalization_rule_name="identity",
