@@ -73,11 +73,14 @@ def _run(args):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
-    if args.backend:
-        if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != args.backend:
-            print("error: --backend must be chosen before Keras is imported", file=sys.stderr)
+    if "keras" in sys.modules:  # called from Python: Keras' backend is fixed already
+        active = sys.modules["keras"].backend.backend()
+        if args.backend and args.backend != active:
+            print(f"error: Keras already runs on {active}; --backend {args.backend} "
+                  "must be chosen before Keras is imported", file=sys.stderr)
             return 2
-        os.environ["KERAS_BACKEND"] = args.backend
+    else:  # the `siglip2` command: nothing has imported Keras yet
+        os.environ["KERAS_BACKEND"] = args.backend or os.environ.get("KERAS_BACKEND") or "jax"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         _run(args)
