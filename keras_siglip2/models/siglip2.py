@@ -1,9 +1,14 @@
 """SigLIP2: backbone + preprocessor + training heads, trained with `fit`."""
 
 
+import json
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import ops
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from keras_siglip2 import losses
 from keras_siglip2.layers.similarity import l2_normalize
@@ -125,11 +130,6 @@ class SigLIP2(keras.Model):
     def save_to_preset(self, preset_dir):
         """Write backbone (keras-hub format), preprocessor assets, and the
         training heads (`siglip2_task.json` + safetensors) to `preset_dir`."""
-        import json
-        from pathlib import Path
-
-        from safetensors.numpy import save_file
-
         preset_dir = Path(preset_dir)
         preset_dir.mkdir(parents=True, exist_ok=True)
         self.backbone.save_to_preset(str(preset_dir))
@@ -160,9 +160,7 @@ class SigLIP2(keras.Model):
         task_file = located.file(cls.TASK_CONFIG_FILE, required=False)
         task = {"locca": False}
         if task_file:
-            import json
-
-            task = json.loads(open(task_file).read())
+            task = json.loads(Path(task_file).read_text())
             task.pop("name", None)
         task.update(kwargs)
         model = cls(backbone, preprocessor, **task)
@@ -172,8 +170,6 @@ class SigLIP2(keras.Model):
         return model
 
     def _load_head_weights(self, path):
-        from safetensors import safe_open
-
         from keras_siglip2.presets.weights import assign
 
         with safe_open(path, framework="numpy") as f:
