@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_siglip2 import callbacks, configs
+from keras_siglip2 import callbacks
 from keras_siglip2.data import demo, demo_vocabulary_path
 from keras_siglip2.data.pipeline import training_batches
 from keras_siglip2.evaluation import (

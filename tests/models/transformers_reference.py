@@ -1,6 +1,5 @@
 """Random-weight transformers SigLIP models and the same weights in ours."""
 
-import numpy as np
 import torch
 
 from keras_siglip2 import SigLIP2Backbone
