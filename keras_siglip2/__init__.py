@@ -16,7 +16,9 @@ _EXPORTS = {
     "SigLIP2VisionEncoder": "keras_siglip2.models.vision_encoder",
     "list_presets": "keras_siglip2.configs",
 }
-_SUBMODULES = ("configs", "data", "evaluation", "losses", "preprocessing", "presets")
+_SUBMODULES = (
+    "configs", "data", "distribution", "evaluation", "losses", "preprocessing", "presets",
+)
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

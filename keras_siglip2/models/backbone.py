@@ -79,6 +79,48 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
         self.vision_encoder.check_inputs({k: v for k, v in inputs.items() if k != "token_ids"})
         self.text_encoder.check_inputs({"token_ids": inputs["token_ids"]})
 
+    @staticmethod
+    def get_layout_map(device_mesh, model_dim="model", data_dim="batch"):
+        """A `keras.distribution.LayoutMap` sharding every large variable.
+
+        Megatron-style tensor parallelism over `model_dim` (attention heads,
+        MLP hidden units, vocabulary rows, prototypes) and FSDP-style sharding
+        of the other large axis over `data_dim` (the widths). Covers both
+        towers, the 256k token embedding, the LocCa decoder, the
+        self-distillation heads and any copy of a tower under another name
+        (the EMA teacher gets its student's layout): keys are path regexes
+        matched anywhere below the model. LayerNorms, the logit scalars and
+        the remaining biases are replicated.
+
+        Use it with `keras.distribution.ModelParallel(layout_map=...,
+        batch_dim_name=data_dim)` (or `keras_siglip2.distribution.model_parallel`).
+        Mesh axes of size 1 leave the corresponding axis whole: a `(n, 1)`
+        mesh is pure FSDP, a `(1, n)` mesh pure tensor parallelism.
+        Every sharded axis must be divisible by its mesh axis size.
+        """
+        model, data = model_dim, data_dim
+        layout_map = keras.distribution.LayoutMap(device_mesh)
+        layouts = {
+            # (vocabulary, D): both the text tower's and the decoder's table.
+            r"token_embeddings": (model, data),
+            r"(position_embedding/embeddings|position_embeddings)": (None, data),
+            r"patch_embedding/kernel": (None, data),
+            # Attention kernels (D, heads, head_dim) and (heads, head_dim, D).
+            r"attention/(query|key|value)_kernel": (data, model, None),
+            r"attention/(query|key|value)_bias": (model, None),
+            r"attention/output_kernel": (model, None, data),
+            r"mlp/fc1/kernel": (data, model),
+            r"mlp/fc1/bias": (model,),
+            r"mlp/fc2/kernel": (model, data),
+            r"text_encoder/head/kernel": (model, data),
+            # Self-distillation heads (student and teacher).
+            r"_head/dense_\d+/kernel": (data, model),
+            r"_head/prototypes": (None, model),
+        }
+        for pattern, axes in layouts.items():
+            layout_map[rf".*{pattern}"] = axes
+        return layout_map
+
     @property
     def naflex(self):
         return self.vision_encoder.naflex
