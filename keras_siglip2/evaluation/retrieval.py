@@ -98,3 +98,33 @@ def retrieval_recall(
     for k in ks:
         results[f"text_to_image_R@{k}"] = float(np.mean(t2i < min(k, images.shape[0])))
     return results
+
+
+def top_k_neighbours(query_embeddings, corpus_embeddings, k, block_size=DEFAULT_BLOCK_SIZE):
+    """The `k` most cosine-similar corpus rows for each query.
+
+    Args:
+        query_embeddings: (Q, D).
+        corpus_embeddings: (M, D).
+        k: positive int; clipped to M.
+
+    Returns:
+        `(indices (Q, min(k, M)) int64, scores (Q, min(k, M)))`, most similar
+        first; equal scores are ordered by corpus index, lowest first.
+    """
+    queries = as_embeddings(query_embeddings, "query_embeddings")
+    corpus = as_embeddings(corpus_embeddings, "corpus_embeddings")
+    check_same_dim(queries, corpus, "query_embeddings", "corpus_embeddings")
+    (k,) = as_k_tuple(k, "k")
+    dtype = compute_dtype(queries, corpus)
+    queries = l2_normalize(queries.astype(dtype, copy=False), "query_embeddings")
+    corpus = l2_normalize(corpus.astype(dtype, copy=False), "corpus_embeddings")
+    k = min(k, corpus.shape[0])
+    indices = np.empty((queries.shape[0], k), np.int64)
+    scores = np.empty((queries.shape[0], k), dtype)
+    for start, stop in row_blocks(queries.shape[0], block_size):
+        sims = queries[start:stop] @ corpus.T
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        indices[start:stop] = order
+        scores[start:stop] = np.take_along_axis(sims, order, axis=1)
+    return indices, scores

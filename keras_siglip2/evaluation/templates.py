@@ -104,3 +104,19 @@ def fill_template(template, class_name):
     """Put `class_name` where `template` has `"{}"` (plain substitution, no
     `str.format`, so braces inside a class name or a template are left alone)."""
     return template.replace(PLACEHOLDER, class_name)
+
+
+TEMPLATE_SETS = {"plain": ("{}",), "imagenet": IMAGENET_TEMPLATES_WITH_PLAIN}
+
+
+def resolve_templates(templates):
+    """`"plain"` → `("{}",)`, `"imagenet"` → the 80 CLIP templates plus `"{}"`;
+    a sequence of templates is returned as a tuple."""
+    if isinstance(templates, str):
+        if templates not in TEMPLATE_SETS:
+            raise ValueError(
+                f"Unknown template set {templates!r}: use one of {sorted(TEMPLATE_SETS)} "
+                "or a list of templates containing '{}'."
+            )
+        return TEMPLATE_SETS[templates]
+    return tuple(templates)

@@ -1,9 +1,26 @@
-"""Inference methods of `SigLIP2`: embeddings, zero-shot, localisation."""
+"""Inference methods of `SigLIP2`: embeddings, similarity, zero-shot, retrieval,
+dense patch features, localisation and export.
 
+Images may be given as one image or any collection of them: a list/tuple, a
+`(B, H, W, 3)` array, any iterable (a generator streams), or a `tf.data.Dataset`
+whose elements are images, batches of images, `(image, label)` tuples or dicts
+with an `"image"` key. One image is a NumPy array / tensor, a `PIL.Image`, a file
+path or encoded bytes. Texts: a string, a list of strings, or an iterable /
+`tf.data.Dataset` of strings (or of dicts with a `"caption"` or `"text"` key).
+Everything is processed `batch_size` items at a time, so inputs of any length
+fit in memory; a progress bar appears once a call has run more than 8 batches.
+"""
+
+import itertools
+import os
+
+import keras
 import numpy as np
 from keras import ops
 
 from keras_siglip2.layers.similarity import l2_normalize
+
+SIMILARITY_KINDS = ("cosine", "logit", "probability")
 
 
 class InferenceMethods:
@@ -19,8 +36,11 @@ class InferenceMethods:
             )
         return component
 
+    # ------------------------------------------------------------ inputs
     def image_inputs(self, images, max_num_patches=None):
-        """Raw images (arrays, PIL images, paths, bytes) → image-tower inputs."""
+        """Raw images (a list, a `(B, H, W, 3)` array or one image) → image-tower
+        inputs as NumPy: `images (B, R, R, 3)` or NaFlex `patches (B, N, P·P·3)`,
+        `patch_mask (B, N)`, `spatial_shapes (B, 2)`."""
         converter = self._require_preprocessor("image_converter")
         if not isinstance(images, (list, tuple)):
             images = list(images) if getattr(images, "ndim", 0) == 4 else [images]
@@ -38,41 +58,140 @@ class InferenceMethods:
         texts = [texts] if isinstance(texts, str) else list(texts)
         if len(texts) == 0:
             raise ValueError("Got an empty list of texts.")
+        for text in texts:
+            if not isinstance(text, str):
+                raise ValueError(f"Texts must be strings; got {type(text).__name__} {text!r:.60}.")
         return ops.convert_to_numpy(tokenizer(texts)).astype("int32")
 
+    # ------------------------------------------------------- embeddings
     def embed_images(self, images, batch_size=32, max_num_patches=None, verbose="auto"):
         """L2-normalised image embeddings `(N, D)` float32 NumPy."""
-        inputs = self.image_inputs(images, max_num_patches)
-        pooled = self.backbone.vision_encoder.predict(
-            inputs, batch_size=batch_size, verbose=_verbosity(verbose, len(images), batch_size)
-        )["pooled"]
-        return ops.convert_to_numpy(l2_normalize(ops.convert_to_tensor(pooled, "float32")))
+
+        def encode(chunk):
+            inputs = self.image_inputs(chunk, max_num_patches)
+            return self.backbone.vision_encoder.predict_on_batch(inputs)["pooled"]
+
+        pooled = _map_batches(encode, _image_items(images), batch_size, verbose, "image", _size(images))
+        return _normalized(pooled)
 
     def embed_texts(self, texts, batch_size=64, verbose="auto"):
         """L2-normalised text embeddings `(N, D)` float32 NumPy."""
-        token_ids = self.text_inputs(texts)
-        pooled = self.backbone.text_encoder.predict(
-            {"token_ids": token_ids},
-            batch_size=batch_size,
-            verbose=_verbosity(verbose, len(token_ids), batch_size),
-        )["pooled"]
-        return ops.convert_to_numpy(l2_normalize(ops.convert_to_tensor(pooled, "float32")))
 
-    def zero_shot(self, images, labels, templates=("{}",), batch_size=32):
-        """Sigmoid probabilities `(N, C)` of each label for each image (independent
-        per pair, SPEC §1), with prompt-ensembled label embeddings."""
-        from keras_siglip2.evaluation import class_text_embeddings, zero_shot_probabilities
+        def encode(chunk):
+            token_ids = self.text_inputs(chunk)
+            return self.backbone.text_encoder.predict_on_batch({"token_ids": token_ids})["pooled"]
 
-        labels = [labels] if isinstance(labels, str) else list(labels)
-        classes = class_text_embeddings(labels, self.embed_texts, templates=templates)
+        pooled = _map_batches(encode, _text_items(texts), batch_size, verbose, "text", _size(texts))
+        return _normalized(pooled)
+
+    def similarity(self, images, texts, kind="cosine", batch_size=32, max_num_patches=None):
+        """Image–text scores `(N_img, N_txt)` float32: `"cosine"` similarity of the
+        normalised embeddings, the sigmoid `"logit"` (`cos · exp(t') + b`), or its
+        `"probability"` (sigmoid of the logit, independent per pair)."""
+        if kind not in SIMILARITY_KINDS:
+            raise ValueError(f"`kind` must be one of {list(SIMILARITY_KINDS)}; got {kind!r}.")
+        cosine = self.embed_images(images, batch_size, max_num_patches) @ self.embed_texts(texts).T
+        if kind == "cosine":
+            return cosine
+        log_temperature, bias = self.logit_parameters()
+        logits = (cosine * np.exp(log_temperature) + bias).astype("float32")
+        return logits if kind == "logit" else np.exp(-np.logaddexp(0.0, -logits)).astype("float32")
+
+    def logit_parameters(self):
+        """The learned `(log_temperature t', bias b)` as Python floats."""
         head = self.backbone.logit_head
-        return zero_shot_probabilities(
-            self.embed_images(images, batch_size),
-            classes,
+        return (
             float(ops.convert_to_numpy(head.log_temperature)),
             float(ops.convert_to_numpy(head.bias)),
         )
 
+    # --------------------------------------------------- classification
+    def zero_shot(
+        self,
+        images,
+        labels,
+        templates=("{}",),
+        batch_size=32,
+        max_num_patches=None,
+        return_argmax=False,
+    ):
+        """Sigmoid probabilities `(N, C)` of each label for each image (independent
+        per pair, SPEC §1), with prompt-ensembled label embeddings (SPEC §5).
+
+        `templates`: prompt templates with `"{}"`, or `"imagenet"` for the 80 CLIP
+        ImageNet templates plus `"{}"`. With `return_argmax=True`, returns
+        `(probabilities, argmax (N,) int64)` — the most probable label per image.
+        """
+        from keras_siglip2.evaluation import class_text_embeddings, zero_shot_probabilities
+        from keras_siglip2.evaluation.templates import resolve_templates
+
+        labels = [labels] if isinstance(labels, str) else list(labels)
+        if not labels:
+            raise ValueError("Got no labels: pass at least one class name.")
+        classes = class_text_embeddings(
+            labels, self.embed_texts, templates=resolve_templates(templates), verbose=False
+        )
+        probabilities = zero_shot_probabilities(
+            self.embed_images(images, batch_size, max_num_patches),
+            classes,
+            *self.logit_parameters(),
+        )
+        if return_argmax:
+            return probabilities, probabilities.argmax(axis=1)
+        return probabilities
+
+    def retrieve(self, queries, corpus, k=5, batch_size=32, max_num_patches=None):
+        """The `k` corpus items most similar to each query.
+
+        `queries` and `corpus` are each texts (a string / strings) or images (any
+        image input); text→image, image→text, image→image and text→text all work.
+        Returns `(indices (Q, k'), scores (Q, k'))` with `k' = min(k, corpus size)`,
+        most similar first; scores are cosine similarities (higher is better, the
+        same order as the sigmoid probabilities); ties go to the lower index.
+        """
+        from keras_siglip2.evaluation import top_k_neighbours
+
+        def embed(items):
+            if isinstance(items, str) or _is_text_collection(items):
+                return self.embed_texts(items)
+            return self.embed_images(items, batch_size, max_num_patches)
+
+        return top_k_neighbours(embed(queries), embed(corpus), k)
+
+    # ---------------------------------------------------- dense features
+    def patch_features(self, images, space="tokens", batch_size=32, max_num_patches=None):
+        """Dense per-patch features, one float32 array `(h, w, D)` per image in a
+        list; `(h, w)` is the image's patch grid (for NaFlex, each image's own grid,
+        padding removed).
+
+        `space="tokens"`: the un-pooled tokens after the final LayerNorm (the
+        "dense features" of SPEC §1). `space="joint"`: each patch token pooled on
+        its own by the MAP head (attention over a single key is its value path),
+        then L2-normalised — a per-patch embedding comparable with text embeddings,
+        used by `keras_siglip2.visualize.patch_similarity`.
+        """
+        if space not in ("tokens", "joint"):
+            raise ValueError(f"`space` must be 'tokens' or 'joint'; got {space!r}.")
+        vision = self.backbone.vision_encoder
+
+        def encode(chunk):
+            inputs = self.image_inputs(chunk, max_num_patches)
+            tokens = vision.predict_on_batch(inputs)["patch_features"]
+            if space == "joint":
+                batch, count, width = tokens.shape
+                flat = ops.reshape(ops.convert_to_tensor(tokens), (batch * count, 1, width))
+                pooled = _normalized(vision.pooling(flat))
+                tokens = pooled.reshape(batch, count, width)
+            return [
+                np.asarray(t[: h * w], "float32").reshape(h, w, -1)
+                for t, (h, w) in zip(ops.convert_to_numpy(tokens), _grids(vision, inputs))
+            ]
+
+        return _map_batches(
+            encode, _image_items(images), batch_size, "auto", "image", _size(images), stack=False
+        )
+
+    # ----------------------------------------------------- localisation
     def locate(self, images, texts, max_num_patches=None):
         """Referring expressions: the box `(ymin, xmin, ymax, xmax)` in [0, 1] of
         `texts[i]` in `images[i]`, decoded greedily from the LocCa decoder's
@@ -100,8 +219,156 @@ class InferenceMethods:
         box_tokens = tokens[rows[:, None], positions[:, None] + 1 + np.arange(4)]
         return tokens_to_boxes(box_tokens, offset, self.num_coordinate_bins).astype("float32")
 
+    # ------------------------------------------------------------ export
+    def export(self, filepath, format="tf_saved_model", max_num_patches=None, verbose=True):
+        """Export the image and text encoders for serving without this package.
 
-def _verbosity(verbose, count, batch_size):
-    if verbose == "auto":
-        return 1 if count > 8 * batch_size else 0
-    return verbose
+        `format="tf_saved_model"`: a SavedModel directory with preprocessing
+        inside (signatures `embed_images` on uint8 pixels, `embed_texts` on
+        strings) and the bare towers (`image_encoder`, `text_encoder`).
+        `format="onnx"`: a directory with `image_encoder.onnx`,
+        `text_encoder.onnx` (bare towers) and `siglip2_export.json`, which
+        documents the preprocessing to apply before them.
+        See `keras_siglip2.export`. Returns the path written.
+        """
+        from keras_siglip2.export import export_model
+
+        return export_model(
+            self, filepath, format=format, max_num_patches=max_num_patches, verbose=verbose
+        )
+
+
+# ---------------------------------------------------------------- helpers
+def _normalized(pooled):
+    return ops.convert_to_numpy(l2_normalize(ops.convert_to_tensor(pooled, "float32")))
+
+
+def _grids(vision, inputs):
+    """Patch grid `(h, w)` of each image in a batch of tower inputs."""
+    if vision.naflex:
+        return [tuple(int(v) for v in s) for s in inputs["spatial_shapes"]]
+    side = vision.image_size // vision.patch_size
+    return [(side, side)] * len(inputs["images"])
+
+
+def _is_dataset(x):
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover - tensorflow is a dependency
+        return False
+    return isinstance(x, tf.data.Dataset)
+
+
+def _is_text_collection(items):
+    if isinstance(items, (list, tuple)):
+        return bool(items) and all(isinstance(x, str) for x in items)
+    return getattr(items, "dtype", None) is not None and np.asarray(items).dtype.kind == "U"
+
+
+def _dataset_image(element):
+    """A dataset element (NumPy) → one image or a batch of images."""
+    if isinstance(element, dict):
+        for key in ("image", "images"):
+            if key in element:
+                return element[key]
+        raise ValueError(
+            f"Dataset elements are dicts with keys {sorted(element)}; expected an 'image' key."
+        )
+    if isinstance(element, tuple):
+        return _dataset_image(element[0])
+    if isinstance(element, bytes) and len(element) < 4096 and os.path.isfile(element):
+        return element.decode("utf-8")  # a file path stored as a tf.string
+    return element
+
+
+def _image_items(images):
+    """Any image collection → an iterator of single images."""
+    if images is None:
+        raise ValueError("Got no images (None).")
+    if _is_dataset(images):
+        for element in images.as_numpy_iterator():
+            image = _dataset_image(element)
+            if getattr(image, "ndim", 0) == 4 or (
+                isinstance(image, np.ndarray) and image.dtype.kind in "SO" and image.ndim == 1
+            ):
+                yield from image  # a batched dataset
+            else:
+                yield image
+        return
+    if isinstance(images, (list, tuple)) or getattr(images, "ndim", 0) == 4:
+        yield from images
+        return
+    if isinstance(images, (str, bytes, os.PathLike)) or hasattr(images, "shape") or (
+        type(images).__module__.startswith("PIL")
+    ):
+        yield images  # one image
+        return
+    yield from images  # any other iterable, e.g. a generator
+
+
+def _text_items(texts):
+    """Any text collection → an iterator of strings."""
+    if texts is None:
+        raise ValueError("Got no texts (None).")
+    if isinstance(texts, str):
+        yield texts
+        return
+    source = texts.as_numpy_iterator() if _is_dataset(texts) else texts
+    for element in source:
+        if isinstance(element, dict):
+            key = next((k for k in ("caption", "text", "texts") if k in element), None)
+            if key is None:
+                raise ValueError(
+                    f"Dataset elements are dicts with keys {sorted(element)}; expected a "
+                    "'caption' or 'text' key."
+                )
+            element = element[key]
+        if isinstance(element, np.ndarray) and element.ndim == 1:
+            yield from (_as_text(x) for x in element)  # a batched dataset
+        else:
+            yield _as_text(element)
+
+
+def _as_text(x):
+    if isinstance(x, (bytes, np.bytes_)):
+        return bytes(x).decode("utf-8")
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        return _as_text(x.item())
+    return x
+
+
+def _size(items):
+    """The number of items of a list, tuple or batch array; None if unknown."""
+    if isinstance(items, (list, tuple)) or getattr(items, "ndim", 0) == 4:
+        return len(items)
+    return None
+
+
+def _map_batches(encode, items, batch_size, verbose, unit, total=None, stack=True):
+    """Apply `encode(list) -> (b, …)` to `items` in chunks of `batch_size`; return
+    the concatenation (or, with `stack=False`, the concatenated lists)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
+    outputs, done, progbar = [], 0, None
+    items = iter(items)
+    for index in itertools.count():
+        chunk = list(itertools.islice(items, batch_size))
+        if not chunk:
+            break
+        result = encode(chunk)
+        if stack:
+            result = ops.convert_to_numpy(result)
+        outputs.append(result)
+        done += len(chunk)
+        show = index == 8 if verbose == "auto" else bool(verbose)
+        if progbar is None and show:
+            progbar = keras.utils.Progbar(total, unit_name=unit)
+        if progbar is not None:
+            progbar.update(done)
+    if progbar is not None:
+        progbar.update(done, finalize=True)
+    if not outputs:
+        raise ValueError(f"Got no {unit}s: the input is empty.")
+    if stack:
+        return np.concatenate(outputs, axis=0)
+    return [x for chunk in outputs for x in chunk]
