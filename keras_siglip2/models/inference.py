@@ -276,9 +276,14 @@ def _dataset_image(element):
         )
     if isinstance(element, tuple):
         return _dataset_image(element[0])
-    if isinstance(element, bytes) and len(element) < 4096 and os.path.isfile(element):
-        return element.decode("utf-8")  # a file path stored as a tf.string
     return element
+
+
+def _file_path_or_image(item):
+    """A `tf.string` holding the path of an existing file → that path as `str`."""
+    if isinstance(item, bytes) and len(item) < 4096 and os.path.isfile(item):
+        return item.decode("utf-8")
+    return item
 
 
 def _image_items(images):
@@ -288,12 +293,11 @@ def _image_items(images):
     if _is_dataset(images):
         for element in images.as_numpy_iterator():
             image = _dataset_image(element)
-            if getattr(image, "ndim", 0) == 4 or (
+            batched = getattr(image, "ndim", 0) == 4 or (
                 isinstance(image, np.ndarray) and image.dtype.kind in "SO" and image.ndim == 1
-            ):
-                yield from image  # a batched dataset
-            else:
-                yield image
+            )
+            for item in image if batched else [image]:
+                yield _file_path_or_image(item)
         return
     if isinstance(images, (list, tuple)) or getattr(images, "ndim", 0) == 4:
         yield from images
