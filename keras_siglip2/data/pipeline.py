@@ -1,13 +1,16 @@
 """Raw image–text examples → batches the `SigLIP2` model trains on.
 
 Per example: image preprocessing (fixed-res or NaFlex), caption tokens for the
-sigmoid loss, and the three LocCa decoder sequences
-(`preprocessing.locca_sequences` documents their layout).
+sigmoid loss, the three LocCa decoder sequences
+(`preprocessing.locca_sequences` documents their layout) and, for models with
+self-distillation, the local crops and the masked-prediction patch mask
+(`preprocessing.views`).
 """
 
 import tensorflow as tf
 
 from keras_siglip2.preprocessing.locca_sequences import locca_sequences
+from keras_siglip2.preprocessing.views import local_crops, patch_drop_mask
 
 
 def _example_seed(seed, index, salt):
@@ -23,6 +26,7 @@ def training_batches(
     max_num_patches=None,
     parallel_fraction=0.5,
     locca=None,
+    self_supervised=None,
 ):
     """Batches for `model.fit`.
 
@@ -36,13 +40,18 @@ def training_batches(
             (e.g. `[128, 256, 576, 784, 1024]`); each batch uses one of them,
             chosen per example group, so batches mix lengths across the epoch.
         locca: build decoder sequences (default: whether `model.locca`).
+        self_supervised: add `local_images (B, V, r, r, 3)` and
+            `patch_drop_mask (B, N)` (default: whether the model has
+            self-distillation; sizes from `model.self_supervised`).
     """
     locca = model.locca if locca is None else locca
+    if self_supervised is None:
+        self_supervised = model.self_supervised is not None
     dataset = raw.enumerate()
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     lengths = _sequence_lengths(model, max_num_patches)
-    convert = _example_converter(model, seed, lengths, locca, parallel_fraction)
+    convert = _example_converter(model, seed, lengths, locca, parallel_fraction, self_supervised)
     dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if len(lengths) > 1:
         dataset = dataset.group_by_window(
@@ -70,7 +79,7 @@ def _sequence_lengths(model, max_num_patches):
     return [int(n) for n in max_num_patches]
 
 
-def _example_converter(model, seed, lengths, locca, parallel_fraction):
+def _example_converter(model, seed, lengths, locca, parallel_fraction, self_supervised):
     tokenizer = model.preprocessor.tokenizer
     converter = model.preprocessor.image_converter
     length = tokenizer.sequence_length
@@ -103,6 +112,24 @@ def _example_converter(model, seed, lengths, locca, parallel_fraction):
             )
             coin = tf.random.stateless_uniform((), _example_seed(seed, index, 3))
             outputs["captioning_parallel"] = coin < parallel_fraction
+        if self_supervised:
+            outputs.update(self_supervised_views(example["image"], outputs, index))
         return key, outputs
+
+    def self_supervised_views(image, outputs, index):
+        settings = model.self_supervised
+        real = outputs.get("patch_mask")
+        if real is None:  # fixed resolution: every patch is real
+            grid = outputs["images"].shape[0] // model.backbone.vision_encoder.patch_size
+            real = tf.ones((grid * grid,), tf.bool)
+        return {
+            "local_images": local_crops(
+                image, settings["num_local_views"], settings["local_view_size"],
+                _example_seed(seed, index, 4), scale=settings["local_crop_scale"],
+            ),
+            "patch_drop_mask": patch_drop_mask(
+                real, _example_seed(seed, index, 5), settings["mask_ratio"]
+            ),
+        }
 
     return convert

@@ -19,9 +19,14 @@ COORDINATE_BINS = 32
 IMAGE_SIZE = 32
 PATCH_SIZE = 8
 MAX_NUM_PATCHES = 16
+# Self-distillation / masked prediction at test size (8 local crops of 2×2 patches).
+TINY_SELF_SUPERVISED = dict(
+    num_prototypes=64, num_patch_prototypes=32, head_hidden_dim=32,
+    head_bottleneck_dim=16, local_view_patches=2, teacher_momentum=0.9,
+)
 
 
-def tiny_model(naflex=False, seed=0, locca=True):
+def tiny_model(naflex=False, seed=0, locca=True, self_supervised=None):
     """A freshly initialised tiny `SigLIP2` (demo vocabulary, 32 box bins);
     `seed=None` leaves the global seeds alone (for data-only tests).
 
@@ -46,6 +51,7 @@ def tiny_model(naflex=False, seed=0, locca=True):
         SigLIP2Preprocessor(tokenizer, converter),
         locca=locca,
         num_coordinate_bins=COORDINATE_BINS,
+        self_supervised=self_supervised,
     )
 
 
