@@ -22,7 +22,22 @@ PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".installed"
 INPUTS = ("requirements-dev.txt", "pyproject.toml")
 # The full suite runs on JAX; the backend-sensitive subset also on the others.
-TEST_RUNS = (("jax", []), ("tensorflow", ["-m", "backends"]), ("torch", ["-m", "backends"]))
+# Multi-device tests need devices set up before JAX / TF start, so they run in
+# their own processes: JAX on 8 fake CPU devices, TF on 2 logical CPU devices
+# (tests/distribution/conftest.py); they fail, never skip, without them.
+# Each run: (backend, pytest arguments, extra environment).
+TEST_RUNS = (
+    ("jax", ["-m", "not multi_device"], {}),
+    (
+        "jax",
+        ["-m", "multi_device", "tests/distribution/test_jax_sigmoid_losses.py",
+         "tests/distribution/test_jax_fit.py", "tests/distribution/test_jax_loss_memory.py"],
+        {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+    ),
+    ("tensorflow", ["-m", "backends and not multi_device"], {}),
+    ("tensorflow", ["-m", "multi_device", "tests/distribution/test_tf_mirrored.py"], {}),
+    ("torch", ["-m", "backends and not multi_device"], {}),
+)
 
 
 def _fingerprint():
@@ -62,10 +77,10 @@ def ensure_venv():
 
 def test(pytest_args):
     failures = 0
-    for backend, marker in TEST_RUNS:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-        print(f"\n=== tests on {backend} ===", flush=True)
-        failures += _run([PYTHON, "-m", "pytest", "-q", *marker, *pytest_args], env=env) != 0
+    for backend, arguments, extra_env in TEST_RUNS:
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
+        print(f"\n=== tests on {backend} {' '.join(arguments)} ===", flush=True)
+        failures += _run([PYTHON, "-m", "pytest", "-q", *arguments, *pytest_args], env=env) != 0
     return 1 if failures else 0
 
 

@@ -155,6 +155,10 @@ def replica_sigmoid_loss(
 
     local_batch = tf.shape(image_embeddings)[0]
     all_texts = context.all_gather(tf.cast(text_embeddings, "float32"), axis=0)
+    # all_gather forgets static shapes; the chunked loss needs them.
+    rows, width = text_embeddings.shape
+    if rows is not None:
+        all_texts = tf.ensure_shape(all_texts, (rows * context.num_replicas_in_sync, width))
     first_row = context.replica_id_in_sync_group * local_batch
     total = losses.sigmoid_nll_sum(
         image_embeddings, all_texts, log_temperature, bias,

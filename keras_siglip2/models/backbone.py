@@ -115,7 +115,7 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
             r"text_encoder/head/kernel": (model, data),
             # Self-distillation heads (student and teacher).
             r"_head/dense_\d+/kernel": (data, model),
-            r"_head/prototypes": (None, model),
+            r"_head/prototypes": (data, model),
         }
         for pattern, axes in layouts.items():
             layout_map[rf".*{pattern}"] = axes
