@@ -128,7 +128,10 @@ def _parser():
         model=True,
     )
     export.add_argument("destination", help="A new (or empty) folder.")
-    export.add_argument("--format", choices=("tf_saved_model", "onnx"), default="tf_saved_model")
+    export.add_argument(
+        "--format", choices=("tf_saved_model", "onnx", "both"), default="tf_saved_model",
+        help="both: DESTINATION/tf_saved_model and DESTINATION/onnx (default: %(default)s).",
+    )
 
     train = command(
         "train", "Train or fine-tune from a JSON config (resumable).",
@@ -320,8 +323,9 @@ def _run(args):
     elif args.command == "heatmap":
         _heatmap(args)
     elif args.command == "export":
+        formats = ["tf_saved_model", "onnx"] if args.format == "both" else args.format
         _load_model(args).export(
-            args.destination, format=args.format, max_num_patches=args.max_num_patches
+            args.destination, format=formats, max_num_patches=args.max_num_patches
         )
     elif args.command == "train":
         from keras_siglip2.training import run_training

@@ -18,7 +18,7 @@ SavedModel (`format="tf_saved_model"`) signatures; `B`, `N`, `H`, `W` dynamic:
 - `embed_texts`: `texts (B,)` strings, tokenised inside → `text_embeddings`.
   Loading it needs `import tensorflow_text` first (SentencePiece op).
 
-The logit scale travels as variables `log_temperature` and `bias`:
+The logit scale travels as scalar variables `log_temperature` and `bias`:
 `logits = image_embeddings @ text_embeddings.T * exp(log_temperature) + bias`.
 
 ONNX (`format="onnx"`): a folder with `image_encoder.onnx` and `text_encoder.onnx`
@@ -45,31 +45,34 @@ ONNX_OPSET = 17
 def export_model(model, filepath, format="tf_saved_model", max_num_patches=None, verbose=True):
     """Export `model` (a `SigLIP2`) to `filepath`; see the module docstring.
 
+    `format`: `"tf_saved_model"`, `"onnx"`, or a list of both, which writes
+    `filepath/tf_saved_model` and `filepath/onnx` in one pass.
     `max_num_patches`: NaFlex sequence length of the `embed_images` signature
     (default: the image converter's). Returns `filepath` as a `Path`.
     """
     import keras
 
-    if format not in FORMATS:
-        raise ValueError(f"`format` must be one of {list(FORMATS)}; got {format!r}.")
+    formats = [format] if isinstance(format, str) else list(format)
+    if not formats or any(f not in FORMATS for f in formats) or len(set(formats)) < len(formats):
+        raise ValueError(f"`format` must be one of {list(FORMATS)} or a list of them; got {format!r}.")
     filepath = Path(filepath)
     if filepath.exists() and (not filepath.is_dir() or any(filepath.iterdir())):
         raise FileExistsError(f"{filepath} exists and is not an empty folder; choose another path.")
     if keras.backend.backend() == "tensorflow":
-        _export_here(model, filepath, format, max_num_patches)
+        _export_here(model, filepath, formats, max_num_patches)
     else:
-        _export_in_child(model, filepath, format, max_num_patches)
+        _export_in_child(model, filepath, formats, max_num_patches)
     if verbose:
-        print(f"Wrote {format} export to {filepath}")
+        print(f"Wrote {' and '.join(formats)} export to {filepath}")
     return filepath
 
 
-def _export_in_child(model, filepath, format, max_num_patches):
+def _export_in_child(model, filepath, formats, max_num_patches):
     with tempfile.TemporaryDirectory(prefix="siglip2_export_") as temporary:
         preset = Path(temporary) / "preset"
         model.save_to_preset(preset)
         command = [sys.executable, "-m", "keras_siglip2.export", str(preset), str(filepath)]
-        command += ["--format", format]
+        command += ["--format", ",".join(formats)]
         if max_num_patches is not None:
             command += ["--max-num-patches", str(max_num_patches)]
         env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
@@ -135,9 +138,7 @@ def _functions(model, max_num_patches):
     return functions
 
 
-def _export_here(model, filepath, format, max_num_patches):
-    import keras
-
+def _export_here(model, filepath, formats, max_num_patches):
     from keras_siglip2.models.inference import InferenceMethods
 
     if not isinstance(model, InferenceMethods):
@@ -148,21 +149,34 @@ def _export_here(model, filepath, format, max_num_patches):
             "Load it with dtype='float32'."
         )
     functions = _functions(model, max_num_patches)
-    if format == "tf_saved_model":
-        archive = keras.export.ExportArchive()
-        archive.track(model.backbone)
-        tokenizer = getattr(model.preprocessor, "tokenizer", None)
-        if tokenizer is not None:  # its SentencePiece model is a TF resource
-            tokenizer._maybe_initialized_tf()
-            archive.track(tokenizer._sentence_piece)
-        for name, (function, signature) in functions.items():
-            archive.add_endpoint(name, function, input_signature=signature)
-        head = model.backbone.logit_head
-        archive.add_variable_collection("log_temperature", [head.log_temperature])
-        archive.add_variable_collection("bias", [head.bias])
-        archive.write_out(str(filepath), verbose=False)
-    else:
-        _write_onnx(model, filepath, functions)
+    for format in formats:
+        target = filepath / format if len(formats) > 1 else filepath
+        if format == "tf_saved_model":
+            _write_saved_model(model, target, functions)
+        else:
+            _write_onnx(model, target, functions)
+
+
+def _write_saved_model(model, filepath, functions):
+    """One `tf.Module` tracking the weights (and the SentencePiece resource),
+    each endpoint traced once as a signature."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.weights = [variable.value for variable in model.backbone.weights]
+    head = model.backbone.logit_head
+    module.log_temperature = head.log_temperature.value
+    module.bias = head.bias.value
+    tokenizer = getattr(model.preprocessor, "tokenizer", None)
+    if tokenizer is not None:
+        tokenizer._maybe_initialized_tf()
+        module.sentencepiece = tokenizer._sentence_piece
+    signatures = {}
+    for name, (function, signature) in functions.items():
+        traced = tf.function(function, input_signature=signature, autograph=False)
+        setattr(module, name, traced)
+        signatures[name] = traced.get_concrete_function()
+    tf.saved_model.save(module, str(filepath), signatures=signatures)
 
 
 def _write_onnx(model, folder, functions):
@@ -260,14 +274,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m keras_siglip2.export")
     parser.add_argument("preset")
     parser.add_argument("destination")
-    parser.add_argument("--format", choices=FORMATS, default="tf_saved_model")
+    parser.add_argument("--format", default="tf_saved_model", help="Comma-separated formats.")
     parser.add_argument("--max-num-patches", type=int)
     args = parser.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from keras_siglip2.models.siglip2 import SigLIP2
 
     model = SigLIP2.from_preset(args.preset)
-    export_model(model, args.destination, args.format, args.max_num_patches, verbose=False)
+    formats = args.format.split(",")
+    export_model(model, args.destination, formats, args.max_num_patches, verbose=False)
 
 
 if __name__ == "__main__":

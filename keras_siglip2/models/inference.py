@@ -229,6 +229,7 @@ class InferenceMethods:
         `format="onnx"`: a directory with `image_encoder.onnx`,
         `text_encoder.onnx` (bare towers) and `siglip2_export.json`, which
         documents the preprocessing to apply before them.
+        `format=["tf_saved_model", "onnx"]`: both, in `filepath/<format>`.
         See `keras_siglip2.export`. Returns the path written.
         """
         from keras_siglip2.export import export_model
