@@ -189,6 +189,7 @@ class SigLIP2(InferenceMethods, keras.Model):
         self.teacher_global_head, self.teacher_patch_head = heads("teacher_")
         for layer in (self.teacher, self.teacher_global_head, self.teacher_patch_head):
             layer.trainable = False
+        self.reset_teacher()
         self.global_center = self.add_weight(
             name="global_center", shape=(settings["num_prototypes"],),
             initializer="zeros", trainable=False,
@@ -200,6 +201,11 @@ class SigLIP2(InferenceMethods, keras.Model):
         self.training_step = self.add_weight(
             name="training_step", shape=(), dtype="int32", initializer="zeros", trainable=False
         )
+
+    def reset_teacher(self):
+        """Copy the student's image tower and heads into the EMA teacher."""
+        for teacher, student in self.teacher_pairs():
+            teacher.assign(student)
 
     def teacher_pairs(self):
         """`(teacher variable, student variable)` pairs of the EMA teacher."""

@@ -1,4 +1,5 @@
-"""One training step of a tiny SigLIP2 under $KERAS_BACKEND (run as a subprocess).
+"""Training steps of a tiny SigLIP2 with all five losses under $KERAS_BACKEND
+(run as a subprocess).
 
     python same_step_worker.py init DIR   # weights.npz + batch.npz (random init, real pipeline)
     python same_step_worker.py step DIR   # load both, two train_on_batch, write
@@ -17,14 +18,19 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from tests.training.helpers import first_batch, tiny_model  # noqa: E402
+from tests.training.helpers import TINY_SELF_SUPERVISED, first_batch, tiny_model  # noqa: E402
+
+
+def full_recipe_model(seed):
+    """All five losses from the first step (self-supervised start 0)."""
+    return tiny_model(naflex=True, seed=seed, self_supervised=TINY_SELF_SUPERVISED)
 
 
 def init(directory):
     from keras_siglip2.data import demo_dataset
     from keras_siglip2.data.pipeline import training_batches
 
-    model = tiny_model(seed=0)
+    model = full_recipe_model(seed=0)
     np.savez(os.path.join(directory, "weights.npz"), *_values(model))
     with open(os.path.join(directory, "paths.json"), "w") as f:
         json.dump([v.path for v in model.weights], f)
@@ -41,8 +47,8 @@ def _values(model):
 
 
 def step(directory):
-    model = tiny_model(seed=1)  # different init: every value must come from the file
-    model.compile()
+    model = full_recipe_model(seed=1)  # different init: every value must come from the file
+    model.compile(self_supervised_start=0)
     # Variable paths are not unique (both towers have `encoder_block_0/...`),
     # so variables are matched by position, checked by path and shape.
     stored = np.load(os.path.join(directory, "weights.npz"))
