@@ -7,6 +7,7 @@ import pytest
 from keras_siglip2.losses import chunked_sigmoid_loss
 from keras_siglip2.losses import sigmoid_loss
 from keras_siglip2.losses import sigmoid_loss_block
+from keras_siglip2.losses import sigmoid_nll_sum
 
 
 def _normalised(rng, shape):
@@ -176,3 +177,17 @@ def test_chunked_sigmoid_loss_needs_less_compiled_memory():
     chunked = temp_bytes(lambda *a: chunked_sigmoid_loss(*a, chunk_size=128))
     assert dense >= 2048 * 2048 * 4  # at least one B×B float32 buffer
     assert chunked * 4 < dense, (chunked, dense)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_row_blocks_with_offsets_add_up_to_the_loss(rng, chunk_size):
+    """What each replica / device computes: its rows against all texts."""
+    img, txt = _normalised(rng, (10, 5)), _normalised(rng, (10, 5))
+    parts = [
+        keras.ops.convert_to_numpy(
+            sigmoid_nll_sum(img[start:stop], txt, 0.4, -2.0, first_row=start, chunk_size=chunk_size)
+        )
+        for start, stop in ((0, 6), (6, 10))
+    ]
+    np.testing.assert_allclose(sum(parts) / 10, _numpy_sigmoid_loss(img, txt, 0.4, -2.0), rtol=1e-5)
