@@ -151,6 +151,11 @@ def _parser():
     demo.add_argument("--num-train", type=int, default=6000, help="Training images (default: %(default)s).")
     demo.add_argument("--num-test", type=int, default=360, help="Held-out images (default: %(default)s).")
     demo.add_argument("--seed", type=int, default=0, help="Default: %(default)s.")
+    demo.add_argument(
+        "--ablation", action="store_true",
+        help="Train three variants (sigmoid only; + LocCa; + self-distillation and masked "
+        "prediction) with the same budget and compare them (ablation.json, ablation.png).",
+    )
 
     convert = command(
         "convert",
@@ -332,12 +337,16 @@ def _run(args):
 
         run_training(args.config)
     elif args.command == "demo":
-        from keras_siglip2.demo import run_demo
+        from keras_siglip2.demo import run_ablation, run_demo
 
-        run_demo(
-            output_dir=args.output_dir, steps=args.steps, num_train=args.num_train,
-            num_test=args.num_test, batch_size=args.batch_size, seed=args.seed,
+        options = dict(
+            steps=args.steps, num_train=args.num_train, num_test=args.num_test,
+            batch_size=args.batch_size, seed=args.seed,
         )
+        if args.ablation:
+            run_ablation(output_dir=args.output_dir, **options)
+        else:
+            run_demo(output_dir=args.output_dir, **options)
     elif args.command == "convert":
         from keras_siglip2.presets.convert import convert
 

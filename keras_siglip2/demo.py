@@ -25,9 +25,11 @@ from keras_siglip2.evaluation import (
     format_table,
     referring_accuracy,
     retrieval_recall,
+    segmentation_miou,
     zero_shot_accuracy,
     zero_shot_predictions,
 )
+from keras_siglip2.evaluation.dense_probe import dense_probe_miou
 from keras_siglip2.models.backbone import SigLIP2Backbone
 from keras_siglip2.models.siglip2 import SigLIP2
 from keras_siglip2.preprocessing import (
@@ -38,6 +40,18 @@ from keras_siglip2.preprocessing import (
 
 DEMO_SEQUENCE_LENGTH = 32
 DEMO_COORDINATE_BINS = 32  # 1.5–5 px bins on 48–160 px images: coarse but fast to learn
+# Self-distillation / masked prediction at demo size: small heads, 8 local crops
+# of 3×3 patches (24 px), a faster teacher for the short self-supervised phase.
+DEMO_SELF_SUPERVISED = dict(
+    num_prototypes=1024, num_patch_prototypes=256, head_hidden_dim=256,
+    head_bottleneck_dim=64, local_view_patches=3, teacher_momentum=0.99,
+)
+# `siglip2 demo --ablation`: the paper's claims, small (same budget and seed).
+ABLATION_VARIANTS = {
+    "sigmoid": dict(locca=False, self_supervised=None),
+    "sigmoid+locca": dict(locca=True, self_supervised=None),
+    "full": dict(locca=True, self_supervised=DEMO_SELF_SUPERVISED),
+}
 
 
 def demo_config(vocabulary_size):
@@ -55,8 +69,9 @@ def demo_config(vocabulary_size):
     }
 
 
-def demo_model(seed=0):
-    """A freshly initialised demo `SigLIP2` with its tokenizer and converter."""
+def demo_model(seed=0, locca=True, self_supervised=DEMO_SELF_SUPERVISED):
+    """A freshly initialised demo `SigLIP2` with its tokenizer and converter
+    (all five losses by default)."""
     keras.utils.set_random_seed(seed)
     tokenizer = SigLIP2Tokenizer(
         proto=str(demo_vocabulary_path()), sequence_length=DEMO_SEQUENCE_LENGTH
@@ -71,7 +86,9 @@ def demo_model(seed=0):
     return SigLIP2(
         backbone,
         preprocessor,
+        locca=locca,
         num_coordinate_bins=DEMO_COORDINATE_BINS,
+        self_supervised=self_supervised,
     )
 
 
@@ -115,7 +132,11 @@ def evaluate(model, num_test, seed):
     )
     text_embeddings = model.embed_texts([e["caption"] for e in examples], verbose=0)
     true_boxes = np.stack([e["boxes"][0] for e in examples])
-    predicted_boxes = model.locate(images, [e["region_texts"][0] for e in examples])
+    mean_box = np.broadcast_to(_mean_training_box(num_test, seed), true_boxes.shape)
+    if model.decoder is not None:
+        predicted_boxes = model.locate(images, [e["region_texts"][0] for e in examples])
+    else:  # no LocCa decoder: the model cannot locate; score the baseline answer
+        predicted_boxes = np.array(mean_box)
     metrics = {
         "zero_shot_top1": zero_shot_accuracy(
             image_embeddings, labels, class_embeddings, top_k=(1,)
@@ -127,20 +148,19 @@ def evaluate(model, num_test, seed):
         text_to_image_R1=recall["text_to_image_R@1"],
         referring_accuracy=referring_accuracy(predicted_boxes, true_boxes),
     )
+    metrics.update(dense_probe(model, examples, num_test, seed))
     chance = chance_levels(
         num_classes=demo.NUM_CLASSES, num_images=num_test, num_texts_per_image=1, ks=(1,),
         top_k=(1,),
     )
-    train_boxes = np.stack(
-        [e["boxes"][0] for e in demo.make_demo_examples(num_test, seed=seed, split="train")]
-    )
-    mean_box = np.broadcast_to(train_boxes.mean(0), true_boxes.shape)
     chance_by_metric = {
         "zero_shot_top1": chance["top1"],
         "image_to_text_R1": chance["image_to_text_R@1"],
         "text_to_image_R1": chance["text_to_image_R@1"],
         # "Chance" for boxes: always answering the average training box.
         "referring_accuracy": referring_accuracy(mean_box, true_boxes),
+        # A probe that always answers the most common patch label (background).
+        "dense_probe_miou": _majority_miou(examples),
     }
     predictions = {
         "examples": examples,
@@ -148,6 +168,32 @@ def evaluate(model, num_test, seed):
         "boxes": predicted_boxes,
     }
     return metrics, chance_by_metric, predictions
+
+
+def _mean_training_box(count, seed):
+    boxes = [e["boxes"][0] for e in demo.make_demo_examples(count, seed=seed, split="train")]
+    return np.stack(boxes).mean(0)
+
+
+def dense_probe(model, test_examples, count, seed):
+    """Linear per-patch segmentation probe (background + 36 classes) on frozen
+    patch features: fit on `count` training images, mIoU on the test images."""
+    train_examples = demo.make_demo_examples(count, seed=seed, split="train")
+
+    def features(examples):
+        return model.patch_features([e["image"] for e in examples])
+
+    scores = dense_probe_miou(
+        features(train_examples), [e["mask"] for e in train_examples],
+        features(test_examples), [e["mask"] for e in test_examples],
+        num_classes=demo.NUM_CLASSES + 1,
+    )
+    return {"dense_probe_miou": scores["dense_probe_miou"]}
+
+
+def _majority_miou(examples):
+    labels = np.concatenate([np.ravel(e["mask"]) for e in examples])
+    return segmentation_miou(np.zeros_like(labels), labels, demo.NUM_CLASSES + 1)
 
 
 def plot_history(history_csv, path):
@@ -160,7 +206,10 @@ def plot_history(history_csv, path):
     with open(history_csv) as f:
         rows = list(csv.DictReader(f))
     figure, axis = plt.subplots(figsize=(7, 4))
-    for key in ("loss", "sigmoid_loss", "captioning_loss", "localization_loss"):
+    for key in (
+        "loss", "sigmoid_loss", "captioning_loss", "localization_loss",
+        "self_distillation_loss", "masked_prediction_loss",
+    ):
         if rows and key in rows[0]:
             axis.plot([int(r["epoch"]) + 1 for r in rows], [float(r[key]) for r in rows], label=key)
     axis.set_xlabel("checkpoint interval")
@@ -213,17 +262,20 @@ def run_demo(
     steps_per_checkpoint=25,
     learning_rate=3e-3,
     verbose="auto",
+    variant="full",
 ):
-    """Train, evaluate and save; returns the metrics dict (also `metrics.json`)."""
+    """Train, evaluate and save; returns the metrics dict (also `metrics.json`).
+    `variant`: a key of `ABLATION_VARIANTS` (default all five losses)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if verbose == "auto":  # a live progress bar on a terminal, a line per interval in logs
         verbose = 1 if sys.stdout.isatty() else 2
     start = time.time()
-    model = demo_model(seed)
+    model = demo_model(seed, **ABLATION_VARIANTS[variant])
     print(
-        f"Training a {model.count_params():,}-parameter SigLIP 2 (NaFlex, LocCa) on the "
-        f"demo dataset for {steps} steps of {batch_size}, backend {keras.backend.backend()}."
+        f"Training a {model.count_params():,}-parameter SigLIP 2 (NaFlex, losses: {variant}) "
+        f"on the demo dataset for {steps} steps of {batch_size}, backend "
+        f"{keras.backend.backend()}."
     )
     train(
         model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint,
@@ -238,6 +290,7 @@ def run_demo(
         "steps": steps,
         "batch_size": batch_size,
         "seed": seed,
+        "variant": variant,
         "seconds": round(time.time() - start, 1),
     }
     (output_dir / "metrics.json").write_text(json.dumps(report, indent=2))
@@ -249,3 +302,49 @@ def run_demo(
         f"preset {output_dir}/preset (load it with SigLIP2.from_preset)."
     )
     return report
+
+
+def run_ablation(output_dir="siglip2_ablation", **demo_options):
+    """Train the demo model once per `ABLATION_VARIANTS` entry (same budget and
+    seed), then write `ablation.json` and `ablation.png` comparing them."""
+    output_dir = Path(output_dir)
+    reports = {
+        variant: run_demo(output_dir=output_dir / variant, variant=variant, **demo_options)
+        for variant in ABLATION_VARIANTS
+    }
+    chance = next(iter(reports.values()))["chance"]
+    table = {variant: report["metrics"] for variant, report in reports.items()}
+    (output_dir / "ablation.json").write_text(
+        json.dumps({"metrics": table, "chance": chance}, indent=2)
+    )
+    names = list(chance)
+    header = f"{'variant':<16}" + "".join(f"{n:>20}" for n in names)
+    rows = [f"{v:<16}" + "".join(f"{m[n]:>20.3f}" for n in names) for v, m in table.items()]
+    rows.append(f"{'chance':<16}" + "".join(f"{chance[n]:>20.3f}" for n in names))
+    print("\n".join(["Ablation (held-out)", header, *rows]))
+    plot_ablation(table, chance, output_dir / "ablation.png")
+    return table
+
+
+def plot_ablation(table, chance, path):
+    """Grouped bars: one group per metric, one bar per variant, chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(chance)
+    width = 0.8 / len(table)
+    figure, axis = plt.subplots(figsize=(9, 4))
+    for i, (variant, metrics) in enumerate(table.items()):
+        positions = np.arange(len(names)) + i * width
+        axis.bar(positions, [metrics[n] for n in names], width, label=variant)
+    for j, name in enumerate(names):
+        axis.hlines(chance[name], j - width / 2, j + 0.8 - width / 2, colors="k", linestyles="--")
+    axis.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, fontsize=8)
+    axis.set_ylabel("held-out score (dashed: chance)")
+    axis.legend()
+    axis.set_title("SigLIP 2 demo ablation: which losses help what")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
