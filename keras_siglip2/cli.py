@@ -291,6 +291,11 @@ def _write_parquet(path, inputs, embeddings):
 def _evaluate(args):
     from keras_siglip2 import evaluation
 
+    if not evaluation.data.demo_split(args.data):  # fail on bad data before loading a model
+        if args.task == "zero-shot":
+            evaluation.classification_data(args.data, args.classes)
+        else:
+            evaluation.retrieval_data(args.data)
     model = _load_model(args)
     if args.task == "zero-shot":
         results = evaluation.evaluate_zero_shot(

@@ -136,7 +136,7 @@ def test_zero_shot_table_output(tiny, image_files, capsys):
 def test_train_from_a_config_and_resume(tmp_path, capsys):
     config = {
         "model": "tiny-naflex", "data": "demo:64", "steps": 4, "batch_size": 8,
-        "steps_per_checkpoint": 2, "output_dir": "run", "learning_rate": 1e-3,
+        "steps_per_checkpoint": 2, "output_dir": "run", "learning_rate": 1e-3, "locca": False,
     }
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert cli.main(["train", str(tmp_path / "config.json")]) == 0
@@ -145,7 +145,7 @@ def test_train_from_a_config_and_resume(tmp_path, capsys):
     from keras_siglip2 import SigLIP2
 
     model = SigLIP2.from_preset(tmp_path / "run" / "preset")
-    assert model.backbone.naflex and model.locca
+    assert model.backbone.naflex and not model.locca
     # A second run finds the finished checkpoint and trains no further.
     assert cli.main(["train", str(tmp_path / "config.json")]) == 0
     assert (tmp_path / "run" / "history.csv").read_text().splitlines() == history

@@ -1,9 +1,11 @@
 """The `siglip2` command on the demo model trained in this test session
 (`short_demo` in tests/conftest.py): zero-shot picks the right class, `eval`
-reproduces the demo's own numbers, and the pictures are written."""
+reproduces the demo's own numbers, the pictures are written, and the dense
+patch–text similarity is highest on the named object."""
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -71,3 +73,21 @@ def test_eval_reproduces_the_demo_numbers(short_demo, tmp_path, capsys):
     assert retrieval["text_to_image_R@10"] >= retrieval["text_to_image_R@5"] >= retrieval[
         "text_to_image_R@1"
     ]
+
+
+def test_patch_similarity_is_highest_on_the_named_object(short_demo):
+    from keras_siglip2 import SigLIP2
+    from keras_siglip2.visualize import patch_similarity
+
+    output_dir, _ = short_demo
+    model = SigLIP2.from_preset(output_dir / "preset")
+    names = demo_class_names("en")
+    for example in distinct_colour_examples():
+        similarity = patch_similarity(model, example["image"], names[example["label"]])
+        rows, cols = similarity.shape
+        ymin, xmin, ymax, xmax = example["boxes"][0]  # the named (main) object
+        y = (np.arange(rows) + 0.5) / rows
+        x = (np.arange(cols) + 0.5) / cols
+        inside = ((y >= ymin) & (y <= ymax))[:, None] & ((x >= xmin) & (x <= xmax))[None, :]
+        assert inside.any() and (~inside).any()
+        assert similarity[inside].mean() > similarity[~inside].mean(), names[example["label"]]
