@@ -1,0 +1,194 @@
+"""Shared helpers of the benchmark scripts: the machine's matmul peak, interleaved
+timing, one subprocess per Keras backend, FLOP counts and the result table.
+
+Absolute times on shared machines are noise: every script times us and the
+peers interleaved (round-robin) in one process and reports median ratios.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# B widths (the smoke test shrinks them).
+WIDTHS = {"width": 768, "mlp": 3072, "heads": 12}
+TEXT_LENGTH = 64
+BACKENDS = ("jax", "tensorflow", "torch")
+
+
+def timed(fn):
+    """Seconds one call of `fn` takes."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved(fns, repeats, warmup=1, pause=0.1):
+    """`{name: fn}` → `{name: [seconds per round]}`, called round-robin so that
+    the machine's load drifts hit every contestant alike; `warmup` rounds
+    untimed. A `pause` (seconds) before each call lets the previous runtime's
+    worker threads stop spin-waiting (OpenMP, Eigen) instead of stealing the
+    cores from the next contestant."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            time.sleep(pause)
+            times[name].append(timed(fn))
+    return times
+
+
+def median_ratio(numerators, denominators):
+    """Median over rounds of `numerators[i] / denominators[i]`: ratios taken
+    within a round cancel the load that round saw."""
+    return statistics.median(n / d for n, d in zip(numerators, denominators))
+
+
+PEAK_SIZE = 2048
+
+
+def matmul_fn(repeats=3):
+    """The fastest float32 GEMM available here (NumPy/BLAS, PyTorch, or the
+    current Keras backend's matmul) as a zero-argument function computing one
+    (PEAK_SIZE, PEAK_SIZE) @ (PEAK_SIZE, PEAK_SIZE) product on all threads;
+    time it beside the contestants for the machine's peak (`PEAK_FLOP` per call)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((PEAK_SIZE, PEAK_SIZE), dtype=np.float32)
+    b = rng.standard_normal((PEAK_SIZE, PEAK_SIZE), dtype=np.float32)
+    candidates = [lambda: a @ b]
+    import torch
+
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    candidates.append(lambda: torch.mm(ta, tb))
+    if "keras" in sys.modules:
+        import keras
+
+        ka, kb = keras.ops.convert_to_tensor(a), keras.ops.convert_to_tensor(b)
+        candidates.append(lambda: keras.ops.convert_to_numpy(keras.ops.matmul(ka, kb)))
+    for fn in candidates:
+        fn()
+    return min(candidates, key=lambda fn: min(timed(fn) for _ in range(repeats)))
+
+
+PEAK_FLOP = 2 * PEAK_SIZE**3
+
+
+def utilisation(flop, times, peak_times):
+    """Median over rounds of (achieved FLOP/s) / (matmul FLOP/s of that round)."""
+    return median_ratio([flop / t for t in times], [PEAK_FLOP / t for t in peak_times])
+
+
+def transformers_widths():
+    """`WIDTHS` as transformers config entries."""
+    return dict(hidden_size=WIDTHS["width"], intermediate_size=WIDTHS["mlp"],
+                num_attention_heads=WIDTHS["heads"])
+
+
+def keras_widths(depth):
+    """`WIDTHS` as keras-hub / our tower arguments."""
+    return dict(hidden_dim=WIDTHS["width"], num_layers=depth, num_heads=WIDTHS["heads"],
+                intermediate_dim=WIDTHS["mlp"])
+
+
+def encoder_flops(tokens, depth, kv_tokens=None):
+    """Matmul FLOPs of one forward pass of `depth` pre-LN blocks over `tokens`
+    tokens per sequence (per sequence): projections, MLP and attention
+    scores/values (`kv_tokens` keys, default all tokens)."""
+    width, mlp = WIDTHS["width"], WIDTHS["mlp"]
+    kv_tokens = tokens if kv_tokens is None else kv_tokens
+    projections = 2 * tokens * (4 * width * width + 2 * width * mlp)
+    attention = 2 * 2 * tokens * kv_tokens * width
+    return depth * (projections + attention)
+
+
+def vision_flops(patches, depth, patch_size=16, valid=None):
+    """Forward matmul FLOPs of an image tower for one image: patch embedding,
+    blocks, MAP head (probe attention + MLP). `valid`: real patches (NaFlex
+    padding excluded, the useful work), default all."""
+    width, mlp = WIDTHS["width"], WIDTHS["mlp"]
+    valid = patches if valid is None else valid
+    embed = 2 * valid * patch_size * patch_size * 3 * width
+    map_head = 2 * valid * 2 * width * width + 2 * 2 * valid * width + 2 * 2 * width * mlp
+    return embed + encoder_flops(valid, depth) + map_head
+
+
+def text_flops(depth, length=TEXT_LENGTH):
+    """Forward matmul FLOPs of a text tower for one text (blocks and head)."""
+    return encoder_flops(length, depth) + 2 * WIDTHS["width"] ** 2
+
+
+def contest_rows(results, batch):
+    """`{backend: {"times": {contestant: [s], "matmul": [s]}, "flops": F}}` →
+    one row per (backend, contestant): median time and items/s, speed relative
+    to transformers and keras-hub, the round's matmul peak and the share of it
+    reached (`F` FLOPs per call). Ratios are medians of per-round values."""
+    out = []
+    for backend, r in results.items():
+        times = dict(r["times"])
+        peak = times.pop("matmul")
+        for name, t in times.items():
+            out.append({
+                "backend": backend, "model": name, "seconds": statistics.median(t),
+                "throughput": statistics.median(batch / x for x in t),
+                "vs_transformers": median_ratio(times["transformers"], t),
+                "vs_keras_hub": median_ratio(times["keras-hub"], t) if "keras-hub" in times
+                else None,
+                "peak": statistics.median(PEAK_FLOP / x / 1e9 for x in peak),
+                "util": utilisation(r["flops"], t, peak),
+            })
+    return out
+
+
+def run_backends(script, args, flags, backends):
+    """Run `script --json` with `args`' values of `flags` (attribute names) once
+    per Keras backend in a subprocess; `{backend: the JSON its last stdout line
+    holds}` (failures reported and skipped)."""
+    argv = []
+    for flag in flags:
+        value = getattr(args, flag)
+        if value is True:
+            argv.append("--" + flag.replace("_", "-"))
+        elif value not in (None, False):
+            argv += ["--" + flag.replace("_", "-"), str(value)]
+    results = {}
+    for backend in backends:
+        command = [sys.executable, script, "--json", *argv]
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode:
+            print(f"{backend} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+            continue
+        results[backend] = json.loads(done.stdout.strip().splitlines()[-1])
+    return results
+
+
+def format_table(rows, columns):
+    """Rows (dicts) → a Markdown table of `columns` [(key, title, format)]."""
+    lines = ["| " + " | ".join(title for _, title, _ in columns) + " |"]
+    lines.append("|" + "|".join("---" for _ in columns) + "|")
+    for row in rows:
+        cells = []
+        for key, _, fmt in columns:
+            value = row.get(key)
+            cells.append("" if value is None else format(value, fmt))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def set_threads():
+    """Quiet TensorFlow logging; PyTorch on every core (its default on some
+    builds is one thread per physical core only)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import torch
+
+    torch.set_num_threads(os.cpu_count())
