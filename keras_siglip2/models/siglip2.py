@@ -143,10 +143,17 @@ class SigLIP2(InferenceMethods, keras.Model):
         if self.self_supervised is not None:
             self._build_self_supervised(vision)
         self.sigmoid_loss_tracker = keras.metrics.Mean(name="sigmoid_loss")
-        self.captioning_loss_tracker = keras.metrics.Mean(name="captioning_loss")
-        self.localization_loss_tracker = keras.metrics.Mean(name="localization_loss")
-        self.self_distillation_loss_tracker = keras.metrics.Mean(name="self_distillation_loss")
-        self.masked_prediction_loss_tracker = keras.metrics.Mean(name="masked_prediction_loss")
+        # One logged metric per loss the model has (absent losses are not shown as 0).
+        if locca:
+            self.captioning_loss_tracker = keras.metrics.Mean(name="captioning_loss")
+            self.localization_loss_tracker = keras.metrics.Mean(name="localization_loss")
+        if self.self_supervised is not None:
+            self.self_distillation_loss_tracker = keras.metrics.Mean(
+                name="self_distillation_loss"
+            )
+            self.masked_prediction_loss_tracker = keras.metrics.Mean(
+                name="masked_prediction_loss"
+            )
         self.temperature_tracker = LatestValue(name="temperature")
         self.bias_tracker = LatestValue(name="bias")
         self.loss_weights_ = self.default_loss_weights()
@@ -205,7 +212,9 @@ class SigLIP2(InferenceMethods, keras.Model):
     def reset_teacher(self):
         """Copy the student's image tower and heads into the EMA teacher."""
         for teacher, student in self.teacher_pairs():
-            teacher.assign(student)
+            # A copy: on JAX, sharing the student's buffer would make the
+            # compiled step donate one buffer twice.
+            teacher.assign(ops.copy(student))
 
     def teacher_pairs(self):
         """`(teacher variable, student variable)` pairs of the EMA teacher."""
