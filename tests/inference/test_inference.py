@@ -10,6 +10,7 @@ from keras import ops
 from PIL import Image
 
 from keras_siglip2.data import make_demo_examples
+from keras_siglip2.visualize import plot_zero_shot
 
 IMAGES = [e["image"] for e in make_demo_examples(5, split="test")]  # sizes differ
 TEXTS = ["a red circle", "ein blauer stern", "un carré vert", "two shapes", "赤い円"]
@@ -181,3 +182,5 @@ def test_bad_input_is_a_clear_error(tiny_fixed, tmp_path):
         model.embed_texts(["a"], batch_size=0)
     with pytest.raises(ValueError, match="space"):
         model.patch_features(IMAGES[:1], space="pixels")
+    with pytest.raises(ValueError, match=r"expected \(3, 2\) for 3 images and 2 labels"):
+        plot_zero_shot(IMAGES[:3], ["a", "b"], np.zeros((2, 2)), tmp_path / "x.png")
