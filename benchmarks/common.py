@@ -54,7 +54,7 @@ def median_ratio(numerators, denominators):
     return statistics.median(n / d for n, d in zip(numerators, denominators))
 
 
-PEAK_SIZE = 2048
+PEAK_SIZE = 3072
 
 
 def matmul_fn(repeats=3):

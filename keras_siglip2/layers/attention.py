@@ -12,8 +12,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Kernels: query/key/value `(D_in, heads, head_dim)`, output
     `(heads, head_dim, D)`, each with a bias. Scale `1/sqrt(head_dim)`.
-    Self-attention projects q, k, v with one matmul (k, v with one for
-    cross-attention); attention is the fused `keras.ops.dot_product_attention`.
+    Computed with the fused `keras.ops.dot_product_attention`.
 
     Call: `query (B, T, D)`, `key_value (B, S, D_kv)` (defaults to `query`),
     `attention_mask` bool broadcastable to `(B, heads, T, S)` (True = attend; build it
@@ -49,26 +48,18 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_kernel = kernel("output_kernel", (heads, head_dim, width))
         self.output_bias = bias("output_bias", (width,))
 
-    def _project(self, x, *names):
-        """`x (B, T, D_in)` through the named projections (`"query"`, `"key"`,
-        `"value"`) at once: their kernels side by side make one matmul
-        `(B·T, D_in) @ (D_in, n·H·hd)`, whose output splits into n `(B, T, H, hd)`."""
-        d_in = ops.shape(x)[-1]
-        kernels = [ops.reshape(getattr(self, f"{n}_kernel"), (d_in, -1)) for n in names]
-        biases = [ops.reshape(getattr(self, f"{n}_bias"), (-1,)) for n in names]
-        if len(names) > 1:
-            kernels, biases = [ops.concatenate(kernels, axis=1)], [ops.concatenate(biases)]
-        flat = ops.matmul(x, kernels[0]) + biases[0]
-        shape = (ops.shape(x)[0], -1, len(names), self.num_heads, self.head_dim)
-        parts = ops.reshape(flat, shape)
-        return [parts[:, :, i] for i in range(len(names))]
+    def _project(self, x, kernel, bias):
+        # (B, T, D) @ (D, H*hd) -> (B, T, H, hd): one matmul, no einsum transposes.
+        d_in = ops.shape(kernel)[0]
+        flat = ops.matmul(x, ops.reshape(kernel, (d_in, -1)))
+        flat = flat + ops.reshape(bias, (-1,))
+        return ops.reshape(flat, (ops.shape(x)[0], -1, self.num_heads, self.head_dim))
 
     def call(self, query, key_value=None, attention_mask=None):
-        if key_value is None:  # self-attention: q, k, v in one matmul
-            q, k, v = self._project(query, "query", "key", "value")
-        else:
-            (q,) = self._project(query, "query")
-            k, v = self._project(key_value, "key", "value")
+        key_value = query if key_value is None else key_value
+        q = self._project(query, self.query_kernel, self.query_bias)
+        k = self._project(key_value, self.key_kernel, self.key_bias)
+        v = self._project(key_value, self.value_kernel, self.value_bias)
         attended = ops.dot_product_attention(
             q, k, v, mask=attention_mask, scale=1.0 / math.sqrt(self.head_dim)
         )
