@@ -1,0 +1,123 @@
+"""Regenerate the guide notebooks (`guides/NN_name.ipynb`) from their jupytext
+sources (`guides/NN_name.py`), executed top to bottom so that every cell's
+real output is saved in the notebook.
+
+    .venv/bin/python guides/build.py                      # every guide, small mode
+    .venv/bin/python guides/build.py 01 04                # some of them
+    .venv/bin/python guides/build.py --mode full          # real presets (needs internet)
+    .venv/bin/python guides/build.py --demo-preset siglip2_demo/preset   # trained demo model
+    .venv/bin/python guides/build.py --check              # only check .ipynb ↔ .py sync
+
+Each guide runs in a fresh kernel with its working directory in a scratch
+folder (`guides/_work/NAME/`, git-ignored), so files a guide writes never land
+next to the sources. A cell that raises stops the build with an error.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+GUIDES_DIR = Path(__file__).resolve().parent
+WORK_DIR = GUIDES_DIR / "_work"
+
+
+def guide_sources(selection=()):
+    """The guide sources `NN_*.py`, optionally only those whose name starts with
+    one of `selection` (e.g. "01", "04_fine")."""
+    sources = sorted(GUIDES_DIR.glob("[0-9][0-9]_*.py"))
+    if selection:
+        sources = [s for s in sources if any(s.stem.startswith(x) for x in selection)]
+    return sources
+
+
+def read_source(path):
+    """The notebook jupytext makes of a percent-format `.py` source."""
+    import jupytext
+
+    return jupytext.read(path, fmt="py:percent")
+
+
+def code_cells(notebook):
+    """The code cells' sources, whitespace-normalised, for the sync check."""
+    return [cell.source.strip() for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def out_of_sync(source):
+    """A reason why `source`'s `.ipynb` does not match it, or None."""
+    import nbformat
+
+    target = source.with_suffix(".ipynb")
+    if not target.exists():
+        return f"{target.name} is missing"
+    built = nbformat.read(target, as_version=4)
+    if code_cells(built) != code_cells(read_source(source)):
+        return f"{target.name} has different code cells from {source.name}"
+    unexecuted = [i for i, c in enumerate(built.cells)
+                  if c.cell_type == "code" and c.get("execution_count") is None]
+    if unexecuted:
+        return f"{target.name} has code cells without saved outputs: {unexecuted[:5]}"
+    return None
+
+
+def build(source, mode="small", demo_preset=None, timeout=1800):
+    """Execute `source` in a fresh kernel and write `source.ipynb` with outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = read_source(source)
+    notebook.metadata["kernelspec"] = {
+        "display_name": "Python 3", "language": "python", "name": "python3",
+    }
+    notebook.metadata["accelerator"] = "GPU"  # Colab: offer a GPU runtime
+    work = WORK_DIR / source.stem
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    environment = {"SIGLIP2_GUIDE_MODE": mode, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if demo_preset:
+        environment["SIGLIP2_DEMO_PRESET"] = str(Path(demo_preset).resolve())
+    saved = {k: os.environ.get(k) for k in environment}
+    os.environ.update(environment)  # the kernel inherits this process's environment
+    try:
+        client = NotebookClient(
+            notebook, timeout=timeout, kernel_name="python3",
+            resources={"metadata": {"path": str(work)}},
+        )
+        client.execute()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    for cell in notebook.cells:  # drop per-run noise that churns diffs
+        cell.get("metadata", {}).pop("execution", None)
+    nbformat.write(notebook, source.with_suffix(".ipynb"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("guides", nargs="*", help="name prefixes, e.g. 01 04 (default: all)")
+    parser.add_argument("--mode", default="small", choices=("small", "full"))
+    parser.add_argument("--demo-preset", help="a trained demo preset for small mode")
+    parser.add_argument("--check", action="store_true", help="only check that notebooks match sources")
+    args = parser.parse_args(argv)
+    sources = guide_sources(args.guides)
+    if not sources:
+        sys.exit(f"No guide matches {args.guides}.")
+    if args.check:
+        problems = [p for p in map(out_of_sync, sources) if p]
+        print("\n".join(problems) or f"{len(sources)} notebooks match their sources.")
+        return 1 if problems else 0
+    for source in sources:
+        start = time.time()
+        print(f"building {source.stem}.ipynb ({args.mode} mode) …", flush=True)
+        build(source, args.mode, args.demo_preset)
+        print(f"  done in {time.time() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
