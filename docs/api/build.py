@@ -13,6 +13,30 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+# The package resolves its public names lazily, which pdoc cannot follow, so the
+# modules that define them are listed explicitly.
+MODULES = [
+    "keras_siglip2",
+    "keras_siglip2.models.siglip2",
+    "keras_siglip2.models.inference",
+    "keras_siglip2.models.backbone",
+    "keras_siglip2.models.vision_encoder",
+    "keras_siglip2.models.text_encoder",
+    "keras_siglip2.configs",
+    "keras_siglip2.data",
+    "keras_siglip2.preprocessing",
+    "keras_siglip2.losses",
+    "keras_siglip2.distribution",
+    "keras_siglip2.evaluation",
+    "keras_siglip2.evaluation.dense_probe",
+    "keras_siglip2.presets",
+    "keras_siglip2.visualize",
+    "keras_siglip2.export",
+    "keras_siglip2.callbacks",
+    "keras_siglip2.training",
+    "keras_siglip2.demo",
+    "keras_siglip2.cli",
+]
 
 
 def main():
@@ -34,7 +58,7 @@ def main():
         show_source=False,
         search=True,
     )
-    pdoc.pdoc("keras_siglip2", "!keras_siglip2.data.demo_spm", output_directory=HERE)
+    pdoc.pdoc(*MODULES, output_directory=HERE)
     pages = sorted(p.relative_to(HERE) for p in HERE.rglob("*.html"))
     print(f"wrote {len(pages)} pages under {HERE}")
 
