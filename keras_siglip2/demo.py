@@ -69,7 +69,7 @@ def demo_config(vocabulary_size):
     }
 
 
-def demo_model(seed=0, locca=True, self_supervised=DEMO_SELF_SUPERVISED):
+def demo_model(seed=0, locca=True, self_supervised=DEMO_SELF_SUPERVISED, decoder_layers=None):
     """A freshly initialised demo `SigLIP2` with its tokenizer and converter
     (all five losses by default)."""
     keras.utils.set_random_seed(seed)
@@ -87,6 +87,7 @@ def demo_model(seed=0, locca=True, self_supervised=DEMO_SELF_SUPERVISED):
         backbone,
         preprocessor,
         locca=locca,
+        decoder_layers=decoder_layers,
         num_coordinate_bins=DEMO_COORDINATE_BINS,
         self_supervised=self_supervised,
     )

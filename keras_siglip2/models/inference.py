@@ -192,15 +192,22 @@ class InferenceMethods:
         )
 
     # ----------------------------------------------------- localisation
-    def locate(self, images, texts, max_num_patches=None):
+    def locate(self, images, texts, max_num_patches=None, decoding="mean"):
         """Referring expressions: the box `(ymin, xmin, ymax, xmax)` in [0, 1] of
-        `texts[i]` in `images[i]`, decoded greedily from the LocCa decoder's
-        coordinate tokens. Returns `(N, 4)` float32 NumPy."""
+        `texts[i]` in `images[i]`, from the LocCa decoder's four coordinate
+        tokens, decoded one after the other. Returns `(N, 4)` float32 NumPy.
+
+        `decoding="mean"` (default): each coordinate is the mean of the
+        decoder's distribution over the coordinate bins (the nearest bin is fed
+        back for the next coordinate), which hedges between near bins where
+        the model is unsure; `"greedy"`: the most likely bin's centre.
+        """
         from keras_siglip2.preprocessing.locca_sequences import referring_prompt
-        from keras_siglip2.preprocessing.boxes import tokens_to_boxes
 
         if self.decoder is None:
             raise ValueError("`locate` needs the LocCa decoder (build with locca=True).")
+        if decoding not in ("mean", "greedy"):
+            raise ValueError(f"`decoding` must be 'mean' or 'greedy'; got {decoding!r}.")
         texts = [texts] if isinstance(texts, str) else list(texts)
         inputs = self.image_inputs(images, max_num_patches)
         if len(texts) != len(next(iter(inputs.values()))):
@@ -209,15 +216,25 @@ class InferenceMethods:
         memory, memory_mask = vision["patch_features"], inputs.get("patch_mask")
         tokens, positions = referring_prompt(self.text_inputs(texts), self.decoder.sequence_length)
         offset = self.decoder.text_vocabulary_size
+        bins = self.num_coordinate_bins
         task = np.ones(len(texts), "int32")  # LocCaDecoder.TASKS[1]: referring
         rows = np.arange(len(texts))
+        boxes = np.zeros((len(texts), 4), "float32")
         for step in range(4):  # ymin, xmin, ymax, xmax
             hidden = self.decoder(tokens, memory, memory_mask, task)
             logits = ops.convert_to_numpy(self.decoder.logits(hidden))
-            choice = logits[rows, positions + step, offset:].argmax(-1)
-            tokens[rows, positions + step + 1] = offset + choice
-        box_tokens = tokens[rows[:, None], positions[:, None] + 1 + np.arange(4)]
-        return tokens_to_boxes(box_tokens, offset, self.num_coordinate_bins).astype("float32")
+            scores = logits[rows, positions + step, offset : offset + bins].astype("float64")
+            if decoding == "greedy":
+                chosen = scores.argmax(-1)
+                boxes[:, step] = (chosen + 0.5) / bins
+            else:
+                probabilities = np.exp(scores - scores.max(-1, keepdims=True))
+                probabilities /= probabilities.sum(-1, keepdims=True)
+                expected = probabilities @ np.arange(bins)
+                chosen = np.rint(expected).astype("int64")
+                boxes[:, step] = (expected + 0.5) / bins
+            tokens[rows, positions + step + 1] = offset + chosen
+        return boxes
 
     # ------------------------------------------------------------ export
     def export(self, filepath, format="tf_saved_model", max_num_patches=None, verbose=True):

@@ -184,3 +184,27 @@ def test_bad_input_is_a_clear_error(tiny_fixed, tmp_path):
         model.patch_features(IMAGES[:1], space="pixels")
     with pytest.raises(ValueError, match=r"expected \(3, 2\) for 3 images and 2 labels"):
         plot_zero_shot(IMAGES[:3], ["a", "b"], np.zeros((2, 2)), tmp_path / "x.png")
+
+
+def test_locate_decodings_agree_when_the_decoder_is_certain():
+    """`mean` decoding is the distribution's mean bin; with near one-hot
+    coordinate scores it equals `greedy`; both give valid boxes."""
+    from tests.training.helpers import tiny_model
+
+    model = tiny_model(naflex=True, seed=3)
+    images = [e["image"] for e in make_demo_examples(3, split="test")]
+    texts = ["red circle", "blue square", "green star"]
+    greedy = model.locate(images, texts, decoding="greedy")
+    mean = model.locate(images, texts, decoding="mean")
+    for boxes in (greedy, mean):
+        assert boxes.shape == (3, 4) and (boxes >= 0).all() and (boxes <= 1).all()
+    bins = model.num_coordinate_bins
+    np.testing.assert_allclose(greedy * bins % 1, 0.5, atol=1e-5)  # bin centres
+    # Sharpen the coordinate scores: the output bias dominates, bin 7 wins.
+    bias = ops.convert_to_numpy(model.decoder.output_bias).copy()
+    bias[model.decoder.text_vocabulary_size + 7] = 1e4
+    model.decoder.output_bias.assign(bias)
+    np.testing.assert_allclose(model.locate(images, texts, decoding="mean"), 7.5 / bins, atol=1e-6)
+    np.testing.assert_allclose(model.locate(images, texts, decoding="greedy"), 7.5 / bins)
+    with pytest.raises(ValueError, match="decoding"):
+        model.locate(images, texts, decoding="beam")
