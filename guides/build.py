@@ -15,6 +15,7 @@ next to the sources. A cell that raises stops the build with an error.
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import time
@@ -62,6 +63,36 @@ def out_of_sync(source):
     return None
 
 
+# C++ log lines of TensorFlow / XLA / absl that every fresh process prints.
+NOISE = re.compile(
+    r"^(WARNING: All log messages before absl|[IWE]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\]|"
+    r"To enable the following instructions|normalizer\.cc\(\d+\) LOG\(INFO\))"
+)
+
+
+def clean(notebook):
+    """Drop C++ log noise from stderr outputs and this machine's paths from all
+    outputs, so that saved notebooks show what a reader needs and nothing local."""
+    root = str(GUIDES_DIR.parent)
+    site = os.path.dirname(os.path.dirname(os.__file__))
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                lines = output["text"].splitlines(keepends=True)
+                if output.get("name") == "stderr":
+                    lines = [line for line in lines if not NOISE.match(line)]
+                text = "".join(lines).replace(site, "<python>").replace(root, "<repo>")
+                if not text.strip():
+                    continue
+                output["text"] = text
+            kept.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = kept
+        cell.get("metadata", {}).pop("execution", None)  # per-run noise
+    return notebook
+
+
 def build(source, mode="small", demo_preset=None, timeout=1800):
     """Execute `source` in a fresh kernel and write `source.ipynb` with outputs."""
     import nbformat
@@ -75,7 +106,11 @@ def build(source, mode="small", demo_preset=None, timeout=1800):
     work = WORK_DIR / source.stem
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    environment = {"SIGLIP2_GUIDE_MODE": mode, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    environment = {
+        "SIGLIP2_GUIDE_MODE": mode,
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     if demo_preset:
         environment["SIGLIP2_DEMO_PRESET"] = str(Path(demo_preset).resolve())
     saved = {k: os.environ.get(k) for k in environment}
@@ -92,9 +127,7 @@ def build(source, mode="small", demo_preset=None, timeout=1800):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    for cell in notebook.cells:  # drop per-run noise that churns diffs
-        cell.get("metadata", {}).pop("execution", None)
-    nbformat.write(notebook, source.with_suffix(".ipynb"))
+    nbformat.write(clean(notebook), source.with_suffix(".ipynb"))
 
 
 def main(argv=None):
