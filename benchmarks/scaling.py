@@ -120,6 +120,7 @@ def plot(results, args):
     right.set_xticks([int(x) for x in args.batch_sizes.split(",")],
                      labels=args.batch_sizes.split(","))
     for axis in (left, right):
+        axis.minorticks_off()
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=8)
     figure.tight_layout()
