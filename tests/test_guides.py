@@ -40,19 +40,20 @@ def _run_guide(source, work_dir):
             text=True, timeout=GUIDE_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
-        return source, None, f"timed out after {GUIDE_TIMEOUT_S} s"
-    return source, result.returncode, result.stdout[-3000:] + "\n" + result.stderr[-6000:]
+        return source, None, f"timed out after {GUIDE_TIMEOUT_S} s", False
+    output = result.stdout[-3000:] + "\n" + result.stderr[-6000:]
+    return source, result.returncode, output, "mode: small" in result.stdout
 
 
 @pytest.fixture(scope="module")
 def guide_runs(tmp_path_factory):
-    """Run every guide once (in parallel); `{name: (returncode, output)}`."""
+    """Run every guide once (in parallel); `{name: (returncode, output tail, ran small)}`."""
     root = tmp_path_factory.mktemp("guides")
     with ThreadPoolExecutor(PARALLEL) as pool:
         # The slowest first, so that the pool does not end on a long tail.
         order = sorted(SOURCES, key=lambda s: not s.stem.startswith(("04", "06")))
         runs = list(pool.map(lambda s: _run_guide(s, root / s.stem), order))
-    return {source.stem: (code, output) for source, code, output in runs}
+    return {source.stem: (code, output, small) for source, code, output, small in runs}
 
 
 def test_there_are_six_guides():
@@ -61,9 +62,9 @@ def test_there_are_six_guides():
 
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
 def test_guide_runs_in_small_mode(source, guide_runs):
-    code, output = guide_runs[source.stem]
+    code, output, small = guide_runs[source.stem]
     assert code == 0, f"{source.name} failed (exit {code}):\n{output}"
-    assert "mode: small" in output
+    assert small, f"{source.name} did not say it ran in small mode"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
