@@ -17,7 +17,8 @@ _EXPORTS = {
     "list_presets": "keras_siglip2.configs",
 }
 _SUBMODULES = (
-    "configs", "data", "distribution", "evaluation", "losses", "preprocessing", "presets",
+    "callbacks", "configs", "data", "demo", "distribution", "evaluation", "export", "losses",
+    "preprocessing", "presets", "training", "visualize",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
