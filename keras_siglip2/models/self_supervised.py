@@ -83,10 +83,6 @@ def resize_position_table(table, grid):
     return ops.matmul(weights, ops.cast(table, "float32"))
 
 
-def _position_table(tower):
-    return tower.position_embedding.embeddings
-
-
 def embed_global_view(tower, image_inputs, mask_token=None, drop_mask=None):
     """Embedded patches of the training image (the global view), with the
     patches where `drop_mask (B, N)` is True replaced by `mask_token (D,)`.
@@ -113,7 +109,7 @@ def embed_local_views(tower, local_images):
     flat = ops.reshape(local_images, (batch * views, size, size, local_images.shape[-1]))
     tokens = tower.patch_embedding(ops.cast(flat, tower.compute_dtype))
     grid = size // tower.patch_size
-    positions = resize_position_table(_position_table(tower), grid)
+    positions = resize_position_table(tower.position_embedding.embeddings, grid)
     return tokens + ops.cast(positions, tokens.dtype)[None]
 
 
