@@ -168,15 +168,20 @@ def replica_sigmoid_loss(
 
 
 # ------------------------------------------------------------------ memory arithmetic
-def locca_decoder_parameters(text, num_coordinate_bins=1000):
+def locca_decoder_parameters(text, num_coordinate_bins=1000, vision_width=None):
     """Parameters of the LocCa decoder `SigLIP2` attaches for a text-tower config
-    (`max(1, depth // 2)` layers, tied output projection), by arithmetic."""
+    (`max(1, depth // 2)` layers, tied output projection), by arithmetic.
+    `vision_width`: the image tower's width when the decoder adds memory
+    positions (the default in `SigLIP2`), None without them."""
+    from keras_siglip2.models.heads import POSITION_FREQUENCIES
+
     d, f = text["hidden_dim"], text["intermediate_dim"]
     vocabulary = text["vocabulary_size"] + num_coordinate_bins
     attention = 4 * (d * d + d)
     block = 2 * attention + (2 * d * f + f + d) + 3 * 2 * d
     tables = (vocabulary + text["sequence_length"] + 3 + 1) * d + vocabulary
-    return max(1, text["num_layers"] // 2) * block + 2 * d + tables
+    memory_positions = 4 * POSITION_FREQUENCIES * vision_width if vision_width else 0
+    return max(1, text["num_layers"] // 2) * block + 2 * d + tables + memory_positions
 
 
 def training_state_bytes_per_device(
@@ -201,7 +206,9 @@ def checkpoint_parameters(name, locca=True, num_coordinate_bins=1000):
     config = configs.checkpoint_config(name)
     count = configs.count_parameters(config)
     if locca:
-        count += locca_decoder_parameters(config["text"], num_coordinate_bins)
+        count += locca_decoder_parameters(
+            config["text"], num_coordinate_bins, vision_width=config["vision"]["hidden_dim"]
+        )
     return count
 
 

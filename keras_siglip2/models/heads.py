@@ -1,5 +1,7 @@
 """Training heads: the LocCa decoder (captioning and localisation)."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -18,8 +20,17 @@ class LocCaDecoder(keras.layers.Layer):
     by a learned mask embedding and self-attention is not causal.
     The output projection is tied to the input token embedding.
 
+    With `memory_positions=True` (default) every image token is told where it
+    lies in the image: a learned projection of Fourier features of its patch
+    centre `(y, x)` in [0, 1] (the box coordinate frame) is added to it before
+    cross-attention. The towers' own position embedding is added at their
+    input only, and the contrastive loss lets the final tokens forget it;
+    without this, a small model trained briefly cannot read boxes off them
+    (docs/design-notes.md).
+
     Call: `token_ids (B, T)`, `image_tokens (B, N, D_img)`, `image_mask (B, N)`
-    or None, `task_ids (B,)` int, `parallel (B,)` bool → hidden `(B, T, D)`.
+    or None, `task_ids (B,)` int, `parallel (B,)` bool, `image_positions
+    (B, N, 2)` patch centres (`patch_centres`) → hidden `(B, T, D)`.
     `logits(hidden)` gives `(…, vocabulary)` logits; training uses the
     chunked cross entropy on `output_kernel` instead.
     """
@@ -35,6 +46,7 @@ class LocCaDecoder(keras.layers.Layer):
         num_heads,
         intermediate_dim,
         num_coordinate_bins=1000,
+        memory_positions=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -45,6 +57,7 @@ class LocCaDecoder(keras.layers.Layer):
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.num_coordinate_bins = num_coordinate_bins
+        self.memory_positions = memory_positions
         self.vocabulary_size = text_vocabulary_size + num_coordinate_bins
         self.blocks = [
             TransformerDecoderBlock(
@@ -61,6 +74,7 @@ class LocCaDecoder(keras.layers.Layer):
             name="token_embeddings", shape=(self.vocabulary_size, self.hidden_dim),
             initializer=scale,
         )
+        self._order_coordinate_rows()
         self.position_embeddings = self.add_weight(
             name="position_embeddings", shape=(self.sequence_length, self.hidden_dim),
             initializer=scale,
@@ -74,17 +88,53 @@ class LocCaDecoder(keras.layers.Layer):
         self.output_bias = self.add_weight(
             name="output_bias", shape=(self.vocabulary_size,), initializer="zeros"
         )
+        if self.memory_positions:
+            features = 4 * POSITION_FREQUENCIES
+            self.memory_position_kernel = self.add_weight(
+                name="memory_position_kernel", shape=(features, image_tokens_shape[-1]),
+                initializer=keras.initializers.RandomNormal(stddev=features**-0.5),
+            )
         shape = (None, self.sequence_length, self.hidden_dim)
         for block in self.blocks:
             block.build(shape, image_tokens_shape)
         self.final_norm.build(shape)
+
+    def _order_coordinate_rows(self):
+        """Initialise the coordinate tokens' rows (input embedding and, tied,
+        output projection) as random rows smoothed along the bin axis with a
+        Gaussian of `COORDINATE_SMOOTHING` of the image side (at least one
+        bin): near bins start with near embeddings (correlation
+        `exp(-d²/4σ²)` at d bins), so what the decoder learns about one bin
+        carries over to its neighbours; far bins stay uncorrelated."""
+        bins = self.num_coordinate_bins
+        sigma = max(1.0, COORDINATE_SMOOTHING * bins)
+        index = ops.arange(bins, dtype="float32")
+        kernel = ops.exp(-ops.square(index[:, None] - index[None, :]) / (2 * sigma**2))
+        rows = ops.matmul(kernel, keras.random.normal((bins, self.hidden_dim)))
+        rows = rows / ops.sqrt(ops.mean(ops.square(rows), axis=-1, keepdims=True))
+        rows = rows * self.hidden_dim**-0.5  # the text rows' scale
+        table = ops.convert_to_tensor(self.token_embeddings)
+        self.token_embeddings.assign(
+            ops.concatenate([table[: self.text_vocabulary_size], ops.cast(rows, table.dtype)], 0)
+        )
 
     @property
     def output_kernel(self):
         """`(D, vocabulary)` projection, tied to the token embedding."""
         return ops.transpose(self.token_embeddings)
 
-    def call(self, token_ids, image_tokens, image_mask=None, task_ids=None, parallel=None):
+    def call(self, token_ids, image_tokens, image_mask=None, task_ids=None, parallel=None,
+             image_positions=None):
+        if self.memory_positions:
+            if image_positions is None:
+                raise ValueError(
+                    "This LocCa decoder adds patch positions to the image tokens: pass "
+                    "`image_positions` (B, N, 2) from `patch_centres`."
+                )
+            features = fourier_features(image_positions, POSITION_FREQUENCIES)
+            image_tokens = image_tokens + ops.cast(
+                ops.matmul(features, self.memory_position_kernel), image_tokens.dtype
+            )
         length = ops.shape(token_ids)[1]
         x = ops.take(self.token_embeddings, ops.cast(token_ids, "int32"), axis=0)
         self_mask = causal_mask(length)
@@ -115,4 +165,34 @@ class LocCaDecoder(keras.layers.Layer):
             "num_heads": self.num_heads,
             "intermediate_dim": self.intermediate_dim,
             "num_coordinate_bins": self.num_coordinate_bins,
+            "memory_positions": self.memory_positions,
         }
+
+
+POSITION_FREQUENCIES = 8  # 2^0 … 2^7 half-periods per image side
+COORDINATE_SMOOTHING = 0.03  # σ of the coordinate rows' initial smoothing, in image sides
+
+
+def fourier_features(positions, num_frequencies):
+    """`(..., C)` coordinates in [0, 1] → `(..., 2·C·F)` float32 `sin` and
+    `cos` of `π·2^f·c` for each coordinate c and f < F."""
+    scales = ops.cast(math.pi * 2.0 ** ops.arange(num_frequencies, dtype="float32"), "float32")
+    angles = ops.cast(positions, "float32")[..., :, None] * scales  # (..., C, F)
+    angles = ops.reshape(angles, (*ops.shape(angles)[:-2], -1))
+    return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+
+def patch_centres(num_patches, grid_shapes):
+    """Centre `(y, x)` in [0, 1] of each of `num_patches` row-major patch tokens.
+
+    `grid_shapes (B, 2)` int rows and columns per image (NaFlex
+    `spatial_shapes`, or the fixed grid repeated) → `(B, num_patches, 2)`
+    float32; padding tokens past `rows·cols` get values above 1 (they are
+    masked out of attention).
+    """
+    grid = ops.cast(grid_shapes, "float32")
+    rows, cols = grid[:, :1], grid[:, 1:]  # (B, 1)
+    index = ops.cast(ops.arange(num_patches), "float32")[None, :]
+    row = ops.floor(index / cols)
+    col = index - row * cols
+    return ops.stack([(row + 0.5) / rows, (col + 0.5) / cols], axis=-1)

@@ -214,6 +214,7 @@ class InferenceMethods:
             raise ValueError(f"Got {len(texts)} texts for {len(next(iter(inputs.values())))} images.")
         vision = self.backbone.vision_encoder(inputs)
         memory, memory_mask = vision["patch_features"], inputs.get("patch_mask")
+        centres = self.image_positions(inputs, memory)
         tokens, positions = referring_prompt(self.text_inputs(texts), self.decoder.sequence_length)
         offset = self.decoder.text_vocabulary_size
         bins = self.num_coordinate_bins
@@ -221,7 +222,7 @@ class InferenceMethods:
         rows = np.arange(len(texts))
         boxes = np.zeros((len(texts), 4), "float32")
         for step in range(4):  # ymin, xmin, ymax, xmax
-            hidden = self.decoder(tokens, memory, memory_mask, task)
+            hidden = self.decoder(tokens, memory, memory_mask, task, image_positions=centres)
             logits = ops.convert_to_numpy(self.decoder.logits(hidden))
             scores = logits[rows, positions + step, offset : offset + bins].astype("float64")
             if decoding == "greedy":

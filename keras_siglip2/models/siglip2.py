@@ -12,7 +12,7 @@ from safetensors.numpy import save_file
 from keras_siglip2 import distribution, losses
 from keras_siglip2.layers.similarity import l2_normalize
 from keras_siglip2.models.backbone import SigLIP2Backbone
-from keras_siglip2.models.heads import LocCaDecoder
+from keras_siglip2.models.heads import LocCaDecoder, patch_centres
 from keras_siglip2.models.inference import InferenceMethods
 from keras_siglip2.models.self_supervised import (
     PrototypeHead,
@@ -88,6 +88,8 @@ class SigLIP2(InferenceMethods, keras.Model):
     `SigLIP2(backbone, preprocessor=None, locca=True)`. With `locca=True` a
     LocCa decoder (text-tower widths, half its depth) is attached for the
     captioning and localisation losses; it is used only in training.
+    `decoder_memory_positions=False` drops the decoder's patch-position
+    features (see `LocCaDecoder`), giving the paper's plain decoder.
 
     Training batch (see `keras_siglip2.data`): the backbone inputs plus, for
     LocCa, `{task}_inputs`, `{task}_targets`, `{task}_weights` `(B, T)` for
@@ -112,6 +114,7 @@ class SigLIP2(InferenceMethods, keras.Model):
         decoder_layers=None,
         num_coordinate_bins=1000,
         self_supervised=None,
+        decoder_memory_positions=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -119,6 +122,7 @@ class SigLIP2(InferenceMethods, keras.Model):
         self.preprocessor = preprocessor
         self.locca = locca
         self.num_coordinate_bins = num_coordinate_bins
+        self.decoder_memory_positions = decoder_memory_positions
         text = backbone.text_encoder
         self.decoder_layers = decoder_layers or max(1, text.num_layers // 2)
         self.decoder = None
@@ -131,6 +135,7 @@ class SigLIP2(InferenceMethods, keras.Model):
                 num_heads=text.num_heads,
                 intermediate_dim=text.intermediate_dim,
                 num_coordinate_bins=num_coordinate_bins,
+                memory_positions=decoder_memory_positions,
                 dtype=backbone.dtype_policy,
                 name="locca_decoder",
             )
@@ -261,6 +266,7 @@ class SigLIP2(InferenceMethods, keras.Model):
             "locca": self.locca,
             "decoder_layers": self.decoder_layers,
             "num_coordinate_bins": self.num_coordinate_bins,
+            "decoder_memory_positions": self.decoder_memory_positions,
             "self_supervised": self.self_supervised,
         }
 
@@ -358,7 +364,20 @@ class SigLIP2(InferenceMethods, keras.Model):
         memory_mask = None
         if patch_mask is not None:
             memory_mask = ops.concatenate([patch_mask] * len(tasks), axis=0)
-        return self.decoder(tokens, memory, memory_mask, task_ids, parallel)
+        positions = self.image_positions(inputs, patch_features)
+        positions = ops.concatenate([positions] * len(tasks), axis=0)
+        return self.decoder(tokens, memory, memory_mask, task_ids, parallel, positions)
+
+    def image_positions(self, image_inputs, patch_features):
+        """Patch centres `(B, N, 2)` in [0, 1] of the tower's `patch_features
+        (B, N, D)` for these image inputs (the decoder's memory positions)."""
+        vision = self.backbone.vision_encoder
+        batch, num_tokens = ops.shape(patch_features)[0], ops.shape(patch_features)[1]
+        if vision.naflex:
+            grids = image_inputs["spatial_shapes"]
+        else:
+            grids = ops.full((batch, 2), vision.image_size // vision.patch_size)
+        return patch_centres(num_tokens, grids)
 
     # -------------------------------------------------------------- training
     def compile(

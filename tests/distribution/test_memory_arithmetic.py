@@ -9,16 +9,18 @@ from tests.training.helpers import COORDINATE_BINS, tiny_model
 def test_decoder_parameter_arithmetic_matches_a_built_decoder():
     model = tiny_model(seed=None)
     text = model.backbone.text_encoder.get_config()
+    vision_width = model.backbone.vision_encoder.hidden_dim
     assert model.decoder.count_params() == distribution.locca_decoder_parameters(
-        text, COORDINATE_BINS
+        text, COORDINATE_BINS, vision_width
     )
 
 
 def test_so400m_training_state():
     backbone = configs.CHECKPOINTS["siglip2_so400m_patch14_384"]["params"]
     total = distribution.checkpoint_parameters("so400m")
+    config = configs.checkpoint_config("so400m")
     assert total - backbone == distribution.locca_decoder_parameters(
-        configs.checkpoint_config("so400m")["text"]
+        config["text"], vision_width=config["vision"]["hidden_dim"]
     )
     one = distribution.training_state_bytes_per_device(total)
     assert one == 16 * total  # weights, gradients, two Adam moments in float32

@@ -68,8 +68,11 @@ def test_eval_reproduces_the_demo_numbers(short_demo, tmp_path, capsys):
     argv = ["eval", "retrieval", "demo:120", "--output-json", str(results)]
     assert cli.main([*argv, *preset]) == 0
     retrieval = json.loads(results.read_text())["metrics"]
-    assert retrieval["image_to_text_R@1"] == report["metrics"]["image_to_text_R1"]
-    assert retrieval["text_to_image_R@1"] == report["metrics"]["text_to_image_R1"]
+    # Embeddings computed in other batches round differently in the last bit,
+    # which can flip one near-tie among 120 candidates: allow one item.
+    one_item = pytest.approx(0, abs=1 / 120 + 1e-9)
+    assert retrieval["image_to_text_R@1"] - report["metrics"]["image_to_text_R1"] == one_item
+    assert retrieval["text_to_image_R@1"] - report["metrics"]["text_to_image_R1"] == one_item
     assert retrieval["text_to_image_R@10"] >= retrieval["text_to_image_R@5"] >= retrieval[
         "text_to_image_R@1"
     ]
