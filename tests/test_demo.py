@@ -11,13 +11,15 @@ from keras_siglip2.data import make_demo_examples
 
 @pytest.mark.slow
 def test_short_demo_beats_chance_and_saves_a_loadable_preset(short_demo):
-    tmp_path, report = short_demo  # run_demo(steps=300, ...), see tests/conftest.py
+    tmp_path, report = short_demo  # run_demo(steps=600, ...), see tests/conftest.py
     metrics, chance = report["metrics"], report["chance"]
-    # A third of the full demo's steps: clearly learning, not yet converged.
+    # Two thirds of the full demo's steps: clearly learning, not yet converged.
     assert metrics["zero_shot_top1"] > 2 * chance["zero_shot_top1"], report
     assert metrics["text_to_image_R1"] > 2 * chance["text_to_image_R1"], report
     assert metrics["image_to_text_R1"] > 2 * chance["image_to_text_R1"], report
     assert metrics["dense_probe_miou"] > 1.5 * chance["dense_probe_miou"], report
+    # Boxes: beat always answering the mean training box (0.40 vs 0.28 measured).
+    assert metrics["referring_accuracy"] > chance["referring_accuracy"] + 0.05, report
     # All five losses trained; the self-supervised two switched on at 80%.
     history = (tmp_path / "history.csv").read_text().splitlines()
     columns = history[0].split(",")

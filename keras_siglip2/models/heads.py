@@ -72,9 +72,8 @@ class LocCaDecoder(keras.layers.Layer):
         scale = keras.initializers.RandomNormal(stddev=self.hidden_dim**-0.5)
         self.token_embeddings = self.add_weight(
             name="token_embeddings", shape=(self.vocabulary_size, self.hidden_dim),
-            initializer=scale,
+            initializer=self._initial_token_table,
         )
-        self._order_coordinate_rows()
         self.position_embeddings = self.add_weight(
             name="position_embeddings", shape=(self.sequence_length, self.hidden_dim),
             initializer=scale,
@@ -99,24 +98,23 @@ class LocCaDecoder(keras.layers.Layer):
             block.build(shape, image_tokens_shape)
         self.final_norm.build(shape)
 
-    def _order_coordinate_rows(self):
-        """Initialise the coordinate tokens' rows (input embedding and, tied,
-        output projection) as random rows smoothed along the bin axis with a
-        Gaussian of `COORDINATE_SMOOTHING` of the image side (at least one
-        bin): near bins start with near embeddings (correlation
-        `exp(-d²/4σ²)` at d bins), so what the decoder learns about one bin
-        carries over to its neighbours; far bins stay uncorrelated."""
+    def _initial_token_table(self, shape, dtype=None):
+        """Text rows: normal with stddev `D^-1/2`. Coordinate rows (input
+        embedding and, tied, output projection): random rows smoothed along
+        the bin axis with a Gaussian of `COORDINATE_SMOOTHING` of the image
+        side (at least one bin), rescaled to the text rows' size. Near bins
+        start with near embeddings (correlation `exp(-d²/4σ²)` at d bins), so
+        what the decoder learns about one bin carries over to its neighbours;
+        far bins stay uncorrelated."""
+        width = shape[-1]
+        text = keras.random.normal((self.text_vocabulary_size, width), stddev=width**-0.5)
         bins = self.num_coordinate_bins
         sigma = max(1.0, COORDINATE_SMOOTHING * bins)
         index = ops.arange(bins, dtype="float32")
         kernel = ops.exp(-ops.square(index[:, None] - index[None, :]) / (2 * sigma**2))
-        rows = ops.matmul(kernel, keras.random.normal((bins, self.hidden_dim)))
+        rows = ops.matmul(kernel, keras.random.normal((bins, width)))
         rows = rows / ops.sqrt(ops.mean(ops.square(rows), axis=-1, keepdims=True))
-        rows = rows * self.hidden_dim**-0.5  # the text rows' scale
-        table = ops.convert_to_tensor(self.token_embeddings)
-        self.token_embeddings.assign(
-            ops.concatenate([table[: self.text_vocabulary_size], ops.cast(rows, table.dtype)], 0)
-        )
+        return ops.cast(ops.concatenate([text, rows * width**-0.5], axis=0), dtype)
 
     @property
     def output_kernel(self):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def distinct_colour_examples(count=4):
-    """The first held-out demo images whose colours all differ. After 300 steps
+    """The first held-out demo images whose colours all differ. After 600 steps
     the demo model tells colours apart reliably (shapes not yet), so a label set
     of one class per colour has exactly one right answer it can know."""
     chosen, colours = [], set()
