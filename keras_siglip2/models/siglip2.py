@@ -313,6 +313,8 @@ class SigLIP2(InferenceMethods, keras.Model):
         if task_file:
             task = json.loads(Path(task_file).read_text())
             task.pop("name", None)
+            # Saved before the decoder had memory positions: keep its plain decoder.
+            task.setdefault("decoder_memory_positions", False)
         task.update(kwargs)
         model = cls(backbone, preprocessor, **task)
         weights_file = located.file(cls.TASK_WEIGHTS_FILE, required=False)

@@ -1,5 +1,6 @@
 """`SigLIP2.save_to_preset` / `from_preset`: backbone, preprocessor and heads."""
 
+import json
 from pathlib import Path
 
 import keras
@@ -36,6 +37,27 @@ def test_round_trip_is_bit_exact_with_heads_and_preprocessing(tmp_path):
     np.testing.assert_array_equal(model.embed_images(images), loaded.embed_images(images))
     texts = ["ein roter kreis", "赤い円", "A Blue Square!"]
     np.testing.assert_array_equal(model.text_inputs(texts), loaded.text_inputs(texts))
+
+
+def test_preset_saved_before_memory_positions_keeps_its_plain_decoder(tmp_path):
+    # Presets written before `decoder_memory_positions` existed have no such
+    # key and no memory-position weight: they load as the plain decoder.
+    model = tiny_model()
+    model.save_to_preset(tmp_path / "preset")
+    assert SigLIP2.from_preset(tmp_path / "preset").decoder.memory_positions
+    plain = SigLIP2(model.backbone, model.preprocessor, num_coordinate_bins=20,
+                    decoder_memory_positions=False)
+    plain.save_to_preset(tmp_path / "old")
+    task_file = tmp_path / "old" / SigLIP2.TASK_CONFIG_FILE
+    task = json.loads(task_file.read_text())
+    del task["decoder_memory_positions"]
+    task_file.write_text(json.dumps(task))
+    loaded = SigLIP2.from_preset(tmp_path / "old")
+    assert not loaded.decoder.memory_positions
+    for ours, theirs in zip(plain.decoder.weights, loaded.decoder.weights):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), err_msg=ours.path
+        )
 
 
 def test_hugging_face_directory_loads_with_its_tokenizer(tmp_path):
