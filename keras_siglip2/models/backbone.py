@@ -105,6 +105,7 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
             r"token_embeddings": (model, data),
             r"(position_embedding/embeddings|position_embeddings)": (None, data),
             r"patch_embedding/kernel": (None, data),
+            r"memory_position_kernel": (None, data),  # LocCa decoder: (features, D_img)
             # Attention kernels (D, heads, head_dim) and (heads, head_dim, D).
             r"attention/(query|key|value)_kernel": (data, model, None),
             r"attention/(query|key|value)_bias": (model, None),
