@@ -174,7 +174,7 @@ COORDINATE_SMOOTHING = 0.03  # σ of the coordinate rows' initial smoothing, in 
 def fourier_features(positions, num_frequencies):
     """`(..., C)` coordinates in [0, 1] → `(..., 2·C·F)` float32 `sin` and
     `cos` of `π·2^f·c` for each coordinate c and f < F."""
-    scales = ops.cast(math.pi * 2.0 ** ops.arange(num_frequencies, dtype="float32"), "float32")
+    scales = math.pi * 2.0 ** ops.arange(num_frequencies, dtype="float32")
     angles = ops.cast(positions, "float32")[..., :, None] * scales  # (..., C, F)
     angles = ops.reshape(angles, (*ops.shape(angles)[:-2], -1))
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)

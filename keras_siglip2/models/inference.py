@@ -25,7 +25,8 @@ SIMILARITY_KINDS = ("cosine", "logit", "probability")
 
 class InferenceMethods:
     """Mixed into `SigLIP2`; expects `self.backbone`, `self.preprocessor` and
-    (for `locate`) `self.decoder`, `self.num_coordinate_bins`."""
+    (for `locate`) `self.decoder`, `self.num_coordinate_bins`,
+    `self.image_positions`."""
 
     def _require_preprocessor(self, part):
         component = getattr(self.preprocessor, part, None) if self.preprocessor else None
