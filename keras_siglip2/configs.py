@@ -221,6 +221,48 @@ def count_parameters(config):
     return vision + text + 2  # + log temperature and bias
 
 
+def locca_decoder_parameters(text, num_coordinate_bins=1000, vision_width=None):
+    """Parameters of the LocCa decoder `SigLIP2` attaches for a text-tower config
+    (`max(1, depth // 2)` layers, tied output projection), by arithmetic.
+    `vision_width`: the image tower's width when the decoder adds memory
+    positions (the default in `SigLIP2`), None without them."""
+    from keras_siglip2.models.heads import POSITION_FREQUENCIES
+
+    d, f = text["hidden_dim"], text["intermediate_dim"]
+    vocabulary = text["vocabulary_size"] + num_coordinate_bins
+    attention = 4 * (d * d + d)
+    block = 2 * attention + (2 * d * f + f + d) + 3 * 2 * d
+    tables = (vocabulary + text["sequence_length"] + 3 + 1) * d + vocabulary
+    memory_positions = 4 * POSITION_FREQUENCIES * vision_width if vision_width else 0
+    return max(1, text["num_layers"] // 2) * block + 2 * d + tables + memory_positions
+
+
+def checkpoint_parameters(name, locca=True, num_coordinate_bins=1000):
+    """Training parameter count of a released architecture (alias or name):
+    backbone plus, with `locca`, the LocCa decoder."""
+    config = checkpoint_config(name)
+    count = count_parameters(config)
+    if locca:
+        count += locca_decoder_parameters(
+            config["text"], num_coordinate_bins, vision_width=config["vision"]["hidden_dim"]
+        )
+    return count
+
+
+def training_state_bytes_per_device(
+    parameters, num_shards=1, bytes_per_value=4, optimizer_slots=2
+):
+    """Bytes per device of weights, gradients and Adam's two moments (all float32,
+    also under `mixed_bfloat16`) when every weight is split `num_shards` ways.
+
+    Activations come on top and depend on the batch. Under
+    `distribution.model_parallel` / `fully_sharded` the layout map shards all
+    but the LayerNorms and a few biases (< 0.1 % of a So400m), so `num_shards`
+    = number of devices is accurate to that; under `data_parallel` use 1.
+    """
+    return parameters * bytes_per_value * (2 + optimizer_slots) / num_shards
+
+
 def list_presets(verbose=False):
     """The released checkpoints: full name, short aliases and parameter count.
 

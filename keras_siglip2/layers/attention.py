@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_siglip2.layers.attention_kernels import dot_product_attention
+
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
 class MultiHeadAttention(keras.layers.Layer):
@@ -12,11 +14,13 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Kernels: query/key/value `(D_in, heads, head_dim)`, output
     `(heads, head_dim, D)`, each with a bias. Scale `1/sqrt(head_dim)`.
-    Computed with the fused `keras.ops.dot_product_attention`.
+    The attention kernel (cuDNN flash attention or XLA on JAX) is chosen per
+    call by `attention_kernels.choose_kernel`.
 
     Call: `query (B, T, D)`, `key_value (B, S, D_kv)` (defaults to `query`),
-    `attention_mask` bool broadcastable to `(B, heads, T, S)` (True = attend; build it
-    with `key_padding_mask` / `causal_mask`) → `(B, T, D)`.
+    either `key_mask (B, S)` (True = a real key; real keys come first in each
+    row) or `attention_mask`, a 4-D bool mask broadcastable to
+    `(B, heads, T, S)` (True = attend; e.g. `causal_mask`) → `(B, T, D)`.
     """
 
     def __init__(self, num_heads, **kwargs):
@@ -55,31 +59,26 @@ class MultiHeadAttention(keras.layers.Layer):
         flat = flat + ops.reshape(bias, (-1,))
         return ops.reshape(flat, (ops.shape(x)[0], -1, self.num_heads, self.head_dim))
 
-    def call(self, query, key_value=None, attention_mask=None):
+    def call(self, query, key_value=None, key_mask=None, attention_mask=None, training=None):
         key_value = query if key_value is None else key_value
         q = self._project(query, self.query_kernel, self.query_bias)
         k = self._project(key_value, self.key_kernel, self.key_bias)
         v = self._project(key_value, self.value_kernel, self.value_bias)
-        attended = ops.dot_product_attention(
-            q, k, v, mask=attention_mask, scale=1.0 / math.sqrt(self.head_dim)
+        attended = dot_product_attention(
+            q, k, v, scale=1.0 / math.sqrt(self.head_dim), key_mask=key_mask,
+            mask=attention_mask, training=training,
         )
         attended = ops.reshape(attended, (ops.shape(query)[0], -1, self.num_heads * self.head_dim))
         width = ops.shape(self.output_kernel)[-1]
         out = ops.matmul(attended, ops.reshape(self.output_kernel, (-1, width)))
         return out + self.output_bias
 
-    def compute_output_spec(self, query, key_value=None, attention_mask=None):
+    def compute_output_spec(self, query, key_value=None, key_mask=None, attention_mask=None,
+                            training=None):
         return keras.KerasTensor(query.shape, dtype=self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads}
-
-
-def key_padding_mask(key_mask):
-    """`(B, S)` validity → bool mask `(B, 1, 1, S)`, or None when no mask."""
-    if key_mask is None:
-        return None
-    return ops.cast(key_mask, "bool")[:, None, None, :]
 
 
 def causal_mask(length):

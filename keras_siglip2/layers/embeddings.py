@@ -111,6 +111,17 @@ def antialiased_bilinear_weights(output_size, output_index, input_size):
     return weights / ops.sum(weights, axis=-1, keepdims=True)
 
 
+def resize_square_table(table, grid):
+    """Square `(G·G, D)` position table → `(grid·grid, D)` float32, resized with
+    antialiased bilinear interpolation (the NaFlex resize, for a square grid)."""
+    size = int(round(int(table.shape[0]) ** 0.5))
+    steps = ops.arange(grid, dtype="int32")
+    weights_1d = antialiased_bilinear_weights(ops.full((grid,), grid, "int32"), steps, size)
+    weights = weights_1d[:, None, :, None] * weights_1d[None, :, None, :]  # (g, g, G, G)
+    weights = ops.reshape(weights, (grid * grid, size * size))
+    return ops.matmul(weights, ops.cast(table, "float32"))
+
+
 @keras.saving.register_keras_serializable(package="keras_siglip2")
 class NaFlexPositionEmbedding(keras.layers.Layer):
     """NaFlex position embedding: a learned `(G·G, D)` grid (row-major), resized

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_siglip2.layers.attention import MultiHeadAttention, key_padding_mask
+from keras_siglip2.layers.attention import MultiHeadAttention
 from keras_siglip2.layers.transformer import MLP, layer_norm
 
 
@@ -11,7 +11,8 @@ from keras_siglip2.layers.transformer import MLP, layer_norm
 class MAPHead(keras.layers.Layer):
     """A learned probe attends over all tokens, then `x += MLP(LN(x))`.
 
-    Call: `tokens (B, N, D)`, `key_mask (B, N)` (True = real token) → `(B, D)`.
+    Call: `tokens (B, N, D)`, `key_mask (B, N)` (True = real token; real
+    tokens first) → `(B, D)`.
     """
 
     def __init__(self, num_heads, intermediate_dim, **kwargs):
@@ -33,15 +34,15 @@ class MAPHead(keras.layers.Layer):
         self.mlp = MLP(self.intermediate_dim, dtype=self.dtype_policy, name="mlp")
         self.mlp.build((None, 1, width))
 
-    def call(self, tokens, key_mask=None):
+    def call(self, tokens, key_mask=None, training=None):
         probe = ops.broadcast_to(
             ops.cast(self.probe, tokens.dtype), (ops.shape(tokens)[0], 1, ops.shape(tokens)[2])
         )
-        x = self.attention(probe, tokens, attention_mask=key_padding_mask(key_mask))
+        x = self.attention(probe, tokens, key_mask=key_mask, training=training)
         x = x + self.mlp(self.norm(x))
         return x[:, 0]
 
-    def compute_output_spec(self, tokens, key_mask=None):
+    def compute_output_spec(self, tokens, key_mask=None, training=None):
         return keras.KerasTensor((tokens.shape[0], tokens.shape[-1]), dtype=self.compute_dtype)
 
     def get_config(self):

@@ -6,7 +6,15 @@ so the (B, T, V) logits of a training batch dominate memory: B=256, T=64 would n
 `chunk_size` tokens at a time inside a loop and recomputes each chunk in the backward
 pass (`keras.remat`), so at most (chunk_size, V) logits exist at once.
 
-Both functions return the **weighted token mean**
+Most target positions are padding (weight 0) and need no logits: the chunked form
+first moves the weighted tokens to the front (a stable compaction), and chunks that
+hold none of them are skipped (`ops.cond`) in the forward and the backward pass. Its
+cost is that of the real tokens, rounded up to a chunk, whatever the padding.
+
+Several token groups (e.g. the captioning and the localisation tasks) can share one
+pass: `*_cross_entropy_sums` take `weights (..., G)` and return per-group sums.
+
+`cross_entropy` and `chunked_cross_entropy` return the **weighted token mean**
 
     loss = Σ_t w_t · CE_t / Σ_t w_t,   CE_t = logsumexp_v(logit_tv) - logit_t[target_t]
 
@@ -26,13 +34,21 @@ from keras_siglip2.losses.chunking import static_fori_loop
 
 
 def _prepare(hidden_states, output_kernel, output_bias, targets, weights):
+    """Flatten to `(N, D)`, `(N,)`, `(N, G)`; float32 (ids int32)."""
     hidden_states = ops.cast(ops.convert_to_tensor(hidden_states), "float32")
     output_kernel = ops.cast(ops.convert_to_tensor(output_kernel), "float32")
     if output_bias is not None:
         output_bias = ops.cast(ops.convert_to_tensor(output_bias), "float32")
     targets = ops.cast(ops.convert_to_tensor(targets), "int32")
     weights = ops.cast(ops.convert_to_tensor(weights), "float32")
-    return hidden_states, output_kernel, output_bias, targets, weights
+    groups = weights.shape[-1]
+    return (
+        ops.reshape(hidden_states, (-1, hidden_states.shape[-1])),
+        output_kernel,
+        output_bias,
+        ops.reshape(targets, (-1,)),
+        ops.reshape(weights, (-1, groups)),
+    )
 
 
 def _weighted_mean(total, weight_sum, return_weight_sum):
@@ -41,13 +57,110 @@ def _weighted_mean(total, weight_sum, return_weight_sum):
     return (loss, weight_sum) if return_weight_sum else loss
 
 
-def _target_logits(hidden_states, output_kernel, output_bias, targets):
-    """logit[target] per token, from the target's kernel column: O(N·D) memory."""
-    columns = ops.take(ops.transpose(output_kernel), targets, axis=0)  # (..., D)
-    logits = ops.sum(hidden_states * columns, axis=-1)
-    if output_bias is not None:
-        logits = logits + ops.take(output_bias, targets, axis=0)
-    return logits
+def _block_sums(hidden, targets, weights, kernel, *bias):
+    """`Σ_t w_tg · CE_t` per group over one block of tokens: `(G,)`."""
+    logits = ops.matmul(hidden, kernel)
+    if bias:
+        logits = logits + bias[0]
+    target_logits = ops.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
+    token_losses = ops.logsumexp(logits, axis=-1) - target_logits
+    return ops.sum(weights * token_losses[:, None], axis=0)
+
+
+def _block_sums_if(active, hidden, targets, weights, kernel, *bias):
+    """`_block_sums` when `active` (int32 scalar) > 0, else zeros without
+    computing anything.
+
+    The condition sits inside the rematerialised function: a `cond` around
+    a rematerialised block would make JAX keep each branch's logits for the
+    backward pass. (`active` is an int, not a bool: TF's `recompute_grad`
+    differentiates every argument, and bool tensors have no gradient type.)"""
+    return ops.cond(
+        active > 0,
+        lambda: _block_sums(hidden, targets, weights, kernel, *bias),
+        lambda: ops.zeros((weights.shape[-1],), "float32"),
+    )
+
+
+def cross_entropy_sums(hidden_states, output_kernel, output_bias, targets, weights):
+    """Dense reference of `chunked_cross_entropy_sums`: materialises all logits.
+
+    Args:
+        hidden_states: (..., D) decoder outputs (before the vocabulary projection).
+        output_kernel: (D, V) vocabulary projection.
+        output_bias: (V,) or None.
+        targets: (...) int target ids.
+        weights: (..., G) float weights of G token groups; 0 leaves a token out
+            of a group (padding).
+
+    Returns:
+        `(totals (G,), weight_sums (G,))` float32: `Σ w·CE` and `Σ w` per group.
+    """
+    hidden, kernel, bias, targets, weights = _prepare(
+        hidden_states, output_kernel, output_bias, targets, weights
+    )
+    totals = _block_sums(hidden, targets, weights, kernel, *(() if bias is None else (bias,)))
+    return totals, ops.sum(weights, axis=0)
+
+
+def chunked_cross_entropy_sums(
+    hidden_states, output_kernel, output_bias, targets, weights, chunk_size=256
+):
+    """`cross_entropy_sums` computed `chunk_size` tokens at a time, padding skipped.
+
+    Same arguments, values and gradients. The tokens with a weight > 0 in any
+    group are moved to the front (in order), the rest follow; each chunk's
+    logits are computed inside a compiled loop with rematerialisation, so only
+    `(chunk_size, V)` logits are alive at a time, in the forward and the
+    backward pass, and a chunk without a weighted token is skipped (but for
+    the first). Shapes must be static.
+    """
+    hidden, kernel, bias, targets, weights = _prepare(
+        hidden_states, output_kernel, output_bias, targets, weights
+    )
+    num_tokens, dim = hidden.shape
+    groups = weights.shape[-1]
+    if num_tokens is None:
+        raise ValueError(
+            "chunked_cross_entropy needs static shapes, got "
+            f"hidden_states.shape={tuple(hidden_states.shape)}."
+        )
+    chunk_size = int(chunk_size)
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
+    chunk_size = min(chunk_size, num_tokens)
+    num_chunks = -(-num_tokens // chunk_size)
+    padding = num_chunks * chunk_size - num_tokens
+
+    # Stable compaction: weighted tokens first, then the others, each in order.
+    scored = ops.cast(ops.any(weights > 0, axis=-1), "int32")
+    num_scored = ops.sum(scored)
+    rank = ops.where(
+        scored > 0, ops.cumsum(scored) - 1, num_scored + ops.cumsum(1 - scored) - 1
+    )
+    order = ops.argsort(rank)
+    hidden = ops.pad(ops.take(hidden, order, axis=0), [[0, padding], [0, 0]])
+    targets = ops.pad(ops.take(targets, order, axis=0), [[0, padding]])
+    weights = ops.pad(ops.take(weights, order, axis=0), [[0, padding], [0, 0]])
+
+    remat_block = keras.remat(_block_sums_if)
+    bias_args = () if bias is None else (bias,)
+
+    def body(index, totals):
+        start = index * chunk_size
+        # The first chunk always runs, so the result stays differentiable
+        # (zero gradients) when no token is weighted.
+        return totals + remat_block(
+            ops.cast(start < ops.maximum(num_scored, 1), "int32"),
+            ops.slice(hidden, [start, 0], [chunk_size, dim]),
+            ops.slice(targets, [start], [chunk_size]),
+            ops.slice(weights, [start, 0], [chunk_size, groups]),
+            kernel,
+            *bias_args,
+        )
+
+    totals = static_fori_loop(num_chunks, body, ops.zeros((groups,), "float32"))
+    return totals, ops.sum(weights, axis=0)
 
 
 def cross_entropy(
@@ -67,18 +180,10 @@ def cross_entropy(
         float32 scalar weighted token-mean cross entropy (see the module docstring),
         or `(loss, weight_sum)`.
     """
-    hidden_states, output_kernel, output_bias, targets, weights = _prepare(
-        hidden_states, output_kernel, output_bias, targets, weights
+    totals, weight_sums = cross_entropy_sums(
+        hidden_states, output_kernel, output_bias, targets, ops.expand_dims(weights, -1)
     )
-    logits = ops.matmul(hidden_states, output_kernel)
-    if output_bias is not None:
-        logits = logits + output_bias
-    log_probs = ops.log_softmax(logits, axis=-1)
-    target_log_probs = ops.squeeze(
-        ops.take_along_axis(log_probs, ops.expand_dims(targets, -1), axis=-1), -1
-    )
-    total = -ops.sum(weights * target_log_probs)
-    return _weighted_mean(total, ops.sum(weights), return_weight_sum)
+    return _weighted_mean(totals[0], weight_sums[0], return_weight_sum)
 
 
 def chunked_cross_entropy(
@@ -90,62 +195,10 @@ def chunked_cross_entropy(
     chunk_size=256,
     return_weight_sum=False,
 ):
-    """`cross_entropy` computed `chunk_size` tokens at a time.
-
-    Same arguments, value and gradients as `cross_entropy`; the B·T tokens are
-    flattened, zero-padded (weight 0) to a multiple of `chunk_size`, and each chunk's
-    `logsumexp` over the vocabulary is evaluated in a compiled loop with
-    rematerialisation. Only (chunk_size, V) logits are alive at any time, in the
-    forward and in the backward pass. The target logits are taken directly from the
-    targets' kernel columns (O(B·T·D)). Shapes must be static.
-    """
-    hidden_states, output_kernel, output_bias, targets, weights = _prepare(
-        hidden_states, output_kernel, output_bias, targets, weights
+    """`cross_entropy` computed `chunk_size` tokens at a time (see
+    `chunked_cross_entropy_sums`): same arguments, value and gradients."""
+    totals, weight_sums = chunked_cross_entropy_sums(
+        hidden_states, output_kernel, output_bias, targets, ops.expand_dims(weights, -1),
+        chunk_size=chunk_size,
     )
-    dim = hidden_states.shape[-1]
-    num_tokens = 1
-    for size in hidden_states.shape[:-1]:
-        if size is None:
-            raise ValueError(
-                "chunked_cross_entropy needs static shapes, got "
-                f"hidden_states.shape={hidden_states.shape}."
-            )
-        num_tokens *= size
-    chunk_size = int(chunk_size)
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
-
-    hidden_states = ops.reshape(hidden_states, (num_tokens, dim))
-    targets = ops.reshape(targets, (num_tokens,))
-    weights = ops.reshape(weights, (num_tokens,))
-    weight_sum = ops.sum(weights)
-    target_logits = _target_logits(hidden_states, output_kernel, output_bias, targets)
-    if num_tokens <= chunk_size:
-        chunk_size = num_tokens
-    num_chunks = -(-num_tokens // chunk_size)
-    padding = num_chunks * chunk_size - num_tokens
-    if padding:
-        hidden_states = ops.pad(hidden_states, [[0, padding], [0, 0]])
-        weights = ops.pad(weights, [[0, padding]])
-        target_logits = ops.pad(target_logits, [[0, padding]])
-
-    def block(hidden_chunk, weight_chunk, target_chunk, kernel, *bias):
-        logits = ops.matmul(hidden_chunk, kernel)
-        if bias:
-            logits = logits + bias[0]
-        return ops.sum(weight_chunk * (ops.logsumexp(logits, axis=-1) - target_chunk))
-
-    remat_block = keras.remat(block)
-    bias_args = () if output_bias is None else (output_bias,)
-
-    def body(index, total):
-        start = index * chunk_size
-        hidden_chunk = ops.slice(hidden_states, [start, 0], [chunk_size, dim])
-        weight_chunk = ops.slice(weights, [start], [chunk_size])
-        target_chunk = ops.slice(target_logits, [start], [chunk_size])
-        return total + remat_block(
-            hidden_chunk, weight_chunk, target_chunk, output_kernel, *bias_args
-        )
-
-    total = static_fori_loop(num_chunks, body, ops.zeros((), "float32"))
-    return _weighted_mean(total, weight_sum, return_weight_sum)
+    return _weighted_mean(totals[0], weight_sums[0], return_weight_sum)

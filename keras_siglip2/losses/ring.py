@@ -15,7 +15,7 @@ all n of them: per-device loss memory is O(b²) instead of the O(b·B) of the de
 form (only the (b, D) text embeddings of each step are kept for the backward pass).
 
 JAX only: it is the one place where Keras has no API for what the algorithm needs.
-`keras_siglip2.distribution.resolve_sigmoid_loss` picks it automatically.
+`keras_siglip2.losses.resolve_sigmoid_loss` picks it automatically.
 """
 
 import keras

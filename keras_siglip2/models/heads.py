@@ -28,9 +28,12 @@ class LocCaDecoder(keras.layers.Layer):
     without this, a small model trained briefly cannot read boxes off them
     (docs/design-notes.md).
 
-    Call: `token_ids (B, T)`, `image_tokens (B, N, D_img)`, `image_mask (B, N)`
-    or None, `task_ids (B,)` int, `parallel (B,)` bool, `image_positions
-    (B, N, 2)` patch centres (`patch_centres`) → hidden `(B, T, D)`.
+    Call: `token_ids (B, T)`, or `(B, K, T)` for K sequences per image (the
+    three training tasks share one image, whose keys and values are then
+    projected once per decoder layer, not K times), `image_tokens (B, N,
+    D_img)`, `image_mask (B, N)` or None, `task_ids` and `parallel` (bool)
+    shaped like `token_ids` without T, `image_positions (B, N, 2)` patch
+    centres (`patch_centres`) → hidden `token_ids.shape + (D,)`.
     `logits(hidden)` gives `(…, vocabulary)` logits; training uses the
     chunked cross entropy on `output_kernel` instead.
     """
@@ -122,7 +125,7 @@ class LocCaDecoder(keras.layers.Layer):
         return ops.transpose(self.token_embeddings)
 
     def call(self, token_ids, image_tokens, image_mask=None, task_ids=None, parallel=None,
-             image_positions=None):
+             image_positions=None, training=None):
         if self.memory_positions:
             if image_positions is None:
                 raise ValueError(
@@ -133,19 +136,22 @@ class LocCaDecoder(keras.layers.Layer):
             image_tokens = image_tokens + ops.cast(
                 ops.matmul(features, self.memory_position_kernel), image_tokens.dtype
             )
-        length = ops.shape(token_ids)[1]
+        length = token_ids.shape[-1]
         x = ops.take(self.token_embeddings, ops.cast(token_ids, "int32"), axis=0)
         self_mask = causal_mask(length)
         if parallel is not None:
             parallel = ops.cast(parallel, "bool")
-            x = ops.where(parallel[:, None, None], ops.cast(self.mask_embedding, x.dtype), x)
-            self_mask = ops.logical_or(self_mask, parallel[:, None, None, None])
-        x = x + self.position_embeddings[None, :length]
+            x = ops.where(parallel[..., None, None], ops.cast(self.mask_embedding, x.dtype), x)
+            every_sequence = ops.reshape(parallel, (-1, 1, 1, 1))
+            self_mask = ops.logical_or(self_mask, every_sequence)  # (B·K, 1, T, T)
+        x = x + self.position_embeddings[:length]
         if task_ids is not None:
-            x = x + ops.take(self.task_embeddings, ops.cast(task_ids, "int32"), axis=0)[:, None]
+            task = ops.take(self.task_embeddings, ops.cast(task_ids, "int32"), axis=0)
+            x = x + task[..., None, :]
         x = ops.cast(x, self.compute_dtype)
         for block in self.blocks:
-            x = block(x, image_tokens, memory_mask=image_mask, self_attention_mask=self_mask)
+            x = block(x, image_tokens, memory_mask=image_mask, self_attention_mask=self_mask,
+                      training=training)
         return self.final_norm(x)
 
     def logits(self, hidden):

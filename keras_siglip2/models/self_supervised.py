@@ -1,24 +1,84 @@
-"""Self-distillation (SILC) and masked prediction (TIPS): heads, views, teacher.
+"""Self-distillation (SILC) and masked prediction (TIPS): settings, heads,
+teacher, and the two losses of `SigLIP2` (`SelfSupervisedTraining`).
 
 The paper gives the recipe but not the sizes; our choices and their sources
 are listed in `docs/self-supervised.md`. In short:
 
 - `PrototypeHead` (DINO): MLP (GELU) → L2-normalised bottleneck → cosine
   scores against K L2-normalised prototypes.
-- The student runs its own image tower on (a) 8 low-resolution local crops and
+- The student runs its own image tower (`embed_crops` / `embed` → `encode`
+  → `pool`, the tower's public steps) on (a) 8 low-resolution local crops and
   (b) the global view with half of the embedded patches replaced by a learned
-  mask token. Both reuse the tower's layers directly (no second model), with
-  the position table resized to the crop's patch grid.
+  mask token. Only the masked patches are scored, so only they go through
+  the patch heads, the student's and the teacher's.
 - The teacher is a frozen copy of the image tower plus both heads, moved
   towards the student by an exponential moving average inside the training
   step (`ema_update`).
 """
 
+import math
+
 import keras
 from keras import ops
 
-from keras_siglip2.layers.embeddings import antialiased_bilinear_weights
+from keras_siglip2 import losses
 from keras_siglip2.layers.similarity import l2_normalize
+
+# The paper leaves these open; the values and their sources are in
+# docs/self-supervised.md.
+SELF_SUPERVISED_DEFAULTS = {
+    "num_prototypes": 65536,  # DINO
+    "num_patch_prototypes": 8192,  # iBOT's patch head
+    "head_hidden_dim": 2048,  # DINO head
+    "head_bottleneck_dim": 256,  # DINO head
+    "head_layers": 3,  # DINO head
+    "teacher_momentum": 0.996,  # DINO's base EMA momentum, held fixed
+    "center_momentum": 0.9,  # DINO
+    "student_temperature": 0.1,  # DINO
+    "teacher_temperature": 0.04,  # DINO (without its warmup)
+    "num_local_views": 8,  # SigLIP 2
+    "local_view_patches": 6,  # DINO: 96 px local crops for 224 px / P16 global views
+    "local_crop_scale": (0.05, 0.4),  # DINO
+    "mask_ratio": 0.5,  # SigLIP 2
+}
+
+
+def self_supervised_settings(setting, patch_size):
+    """`None`/`False` → None; `True` → defaults; a dict → defaults updated by it
+    (unknown keys raise). Adds `local_view_size` = patches × P in pixels."""
+    if not setting:
+        return None
+    overrides = {} if setting is True else dict(setting)
+    overrides.pop("local_view_size", None)
+    unknown = set(overrides) - set(SELF_SUPERVISED_DEFAULTS)
+    if unknown:
+        raise ValueError(
+            f"Unknown self-supervised settings {sorted(unknown)}; expected keys among "
+            f"{sorted(SELF_SUPERVISED_DEFAULTS)}."
+        )
+    settings = {**SELF_SUPERVISED_DEFAULTS, **overrides}
+    settings["local_crop_scale"] = tuple(settings["local_crop_scale"])
+    settings["local_view_size"] = settings["local_view_patches"] * patch_size
+    return settings
+
+
+def switch_on_step(start, total_steps):
+    """A fraction of `total_steps` or an int step → the int step at which the
+    self-supervised losses switch on."""
+    if isinstance(start, float) and 0.0 <= start <= 1.0:
+        if total_steps is None:
+            if start == 0.0:
+                return 0
+            raise ValueError(
+                f"`self_supervised_start={start}` is a fraction of training: pass "
+                "`total_steps` too, or give the switch-on step as an int."
+            )
+        return int(round(start * total_steps))
+    if isinstance(start, int) and start >= 0:
+        return start
+    raise ValueError(
+        f"`self_supervised_start` must be a fraction in [0, 1] or a step ≥ 0; got {start!r}."
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
@@ -72,56 +132,6 @@ class PrototypeHead(keras.layers.Layer):
         }
 
 
-def resize_position_table(table, grid):
-    """Square `(G·G, D)` position table → `(grid·grid, D)`, antialiased bilinear
-    (the NaFlex resize, here for a square crop of `grid × grid` patches)."""
-    size = int(round(int(table.shape[0]) ** 0.5))
-    steps = ops.arange(grid, dtype="int32")
-    weights_1d = antialiased_bilinear_weights(ops.full((grid,), grid, "int32"), steps, size)
-    weights = weights_1d[:, None, :, None] * weights_1d[None, :, None, :]  # (g, g, G, G)
-    weights = ops.reshape(weights, (grid * grid, size * size))
-    return ops.matmul(weights, ops.cast(table, "float32"))
-
-
-def embed_global_view(tower, image_inputs, mask_token=None, drop_mask=None):
-    """Embedded patches of the training image (the global view), with the
-    patches where `drop_mask (B, N)` is True replaced by `mask_token (D,)`.
-
-    Returns `tokens (B, N, D)` and the key mask `(B, N)` (None for fixed-res).
-    """
-    if tower.naflex:
-        tokens = tower.patch_embedding(image_inputs["patches"])
-    else:
-        tokens = tower.patch_embedding(image_inputs["images"])
-    if drop_mask is not None:
-        token = ops.cast(mask_token, tokens.dtype)[None, None, :]
-        tokens = ops.where(ops.cast(drop_mask, "bool")[..., None], token, tokens)
-    if tower.naflex:
-        tokens = tower.position_embedding(tokens, image_inputs["spatial_shapes"])
-        return tokens, image_inputs["patch_mask"]
-    return tower.position_embedding(tokens), None
-
-
-def embed_local_views(tower, local_images):
-    """Local crops `(B, V, r, r, 3)` → embedded patches `(B·V, g², D)`, g = r / P,
-    with the tower's position table resized to the g × g grid."""
-    batch, views, size = ops.shape(local_images)[0], local_images.shape[1], local_images.shape[2]
-    flat = ops.reshape(local_images, (batch * views, size, size, local_images.shape[-1]))
-    tokens = tower.patch_embedding(ops.cast(flat, tower.compute_dtype))
-    grid = size // tower.patch_size
-    positions = resize_position_table(tower.position_embedding.embeddings, grid)
-    return tokens + ops.cast(positions, tokens.dtype)[None]
-
-
-def encode_tokens(tower, tokens, key_mask=None):
-    """The tower after its embeddings: blocks → final norm → MAP pooling.
-    Returns `pooled (B, D)`, `patch_features (B, N, D)`."""
-    for block in tower.encoder_blocks:
-        tokens = block(tokens, key_mask=key_mask)
-    features = tower.final_norm(tokens)
-    return tower.pooling(features, key_mask=key_mask), features
-
-
 def ema_update(pairs, momentum, active):
     """For each `(teacher, student)` variable pair: `teacher ← m·teacher +
     (1 − m)·student` when `active`, else `teacher ← student` (so the teacher
@@ -137,3 +147,189 @@ def size_factor(vision_width):
     """The paper's weight factor of losses 4 and 5 by model size (SPEC §3):
     B 0.25, L 0.5, So400m 1.0, g 0.5; 1.0 for other widths."""
     return {768: 0.25, 1024: 0.5, 1152: 1.0, 1536: 0.5}.get(vision_width, 1.0)
+
+
+def masked_positions(drop_mask, mask_ratio):
+    """The positions of the masked patches. `drop_mask (B, N)` has at most
+    K = ⌊mask_ratio · N⌋ True per row (what the pipeline makes) → `index
+    (B, K)` int32 (the masked positions first, then unmasked filler) and
+    `weights (B, K)` float32 (1 where masked, 0 for filler). With N unknown
+    when traced, K = N (every position, weighted by the mask)."""
+    drop = ops.cast(drop_mask, "float32")
+    num_patches = drop_mask.shape[1]
+    if num_patches is None:
+        index = ops.zeros_like(drop, "int32") + ops.arange(ops.shape(drop)[1], dtype="int32")
+        return index, drop
+    count = max(1, int(math.floor(mask_ratio * num_patches)))
+    weights, index = ops.top_k(drop, count, sorted=True)
+    return ops.cast(index, "int32"), weights
+
+
+def take_positions(tokens, index):
+    """`tokens (B, N, D)` at `index (B, K)` → `(B, K, D)`."""
+    return ops.take_along_axis(tokens, ops.cast(index, "int32")[..., None], axis=1)
+
+
+class SelfSupervisedTraining:
+    """The self-supervised part of `SigLIP2` (a mixin): student heads, mask
+    token, EMA teacher, centres, the step counter, and the two losses.
+
+    Expects `self.backbone`, `self.self_supervised` (the settings) and
+    `self.loss_weights_`; `build_self_supervised` creates the rest.
+    """
+
+    def build_self_supervised(self):
+        """Student heads, mask token, EMA teacher (tower + heads) and centres."""
+        from keras_siglip2.models.vision_encoder import SigLIP2VisionEncoder
+
+        settings = self.self_supervised
+        vision = self.backbone.vision_encoder
+        policy = self.backbone.dtype_policy
+
+        def heads(prefix):
+            shared = dict(
+                hidden_dim=settings["head_hidden_dim"],
+                bottleneck_dim=settings["head_bottleneck_dim"],
+                num_layers=settings["head_layers"],
+                dtype=policy,
+            )
+            pair = (
+                PrototypeHead(settings["num_prototypes"], name=f"{prefix}global_head", **shared),
+                PrototypeHead(
+                    settings["num_patch_prototypes"], name=f"{prefix}patch_head", **shared
+                ),
+            )
+            for head in pair:
+                head.build((None, vision.hidden_dim))
+            return pair
+
+        self.global_head, self.patch_head = heads("")
+        self.mask_token = self.add_weight(
+            name="mask_token",
+            shape=(vision.hidden_dim,),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        )
+        teacher_config = {**vision.get_config(), "name": "teacher_vision_encoder"}
+        self.teacher = SigLIP2VisionEncoder.from_config(teacher_config)
+        self.teacher_global_head, self.teacher_patch_head = heads("teacher_")
+        for layer in (self.teacher, self.teacher_global_head, self.teacher_patch_head):
+            layer.trainable = False
+        self.reset_teacher()
+        self.global_center = self.add_weight(
+            name="global_center", shape=(settings["num_prototypes"],),
+            initializer="zeros", trainable=False,
+        )
+        self.patch_center = self.add_weight(
+            name="patch_center", shape=(settings["num_patch_prototypes"],),
+            initializer="zeros", trainable=False,
+        )
+        self.training_step = self.add_weight(
+            name="training_step", shape=(), dtype="int32", initializer="zeros", trainable=False
+        )
+
+    def reset_teacher(self):
+        """Copy the student's image tower and heads into the EMA teacher."""
+        for teacher, student in self.teacher_pairs():
+            # A copy: on JAX, sharing the student's buffer would make the
+            # compiled step donate one buffer twice.
+            teacher.assign(ops.copy(student))
+
+    def teacher_pairs(self):
+        """`(teacher variable, student variable)` pairs of the EMA teacher."""
+        teacher = self.teacher, self.teacher_global_head, self.teacher_patch_head
+        student = self.backbone.vision_encoder, self.global_head, self.patch_head
+        return list(
+            zip(
+                [v for layer in teacher for v in layer.weights],
+                [v for layer in student for v in layer.weights],
+            )
+        )
+
+    def self_supervised_loss(self, x, example_weights, training):
+        """Weighted self-distillation + masked prediction. Before the switch-on
+        step both are exactly 0 and are not computed (`ops.cond`); in training
+        the teacher (EMA), the centres and the step counter are updated."""
+        settings = self.self_supervised
+        step = ops.convert_to_tensor(self.training_step)
+        active = ops.greater_equal(step, self.self_supervised_start)
+
+        def switched_off():
+            # 0 · (student heads and mask token): zero gradients rather than
+            # none, so weight decay treats them alike on every backend.
+            zero = 0.0 * sum(
+                ops.sum(ops.cast(v, "float32"))
+                for v in [self.mask_token, *self.global_head.weights, *self.patch_head.weights]
+            )
+            return (
+                zero, zero,
+                ops.convert_to_tensor(self.global_center),
+                ops.convert_to_tensor(self.patch_center),
+            )
+
+        distillation, masked, global_center, patch_center = ops.cond(
+            active, lambda: self._self_supervised_terms(x, example_weights), switched_off
+        )
+        if training:
+            self.global_center.assign(global_center)
+            self.patch_center.assign(patch_center)
+            ema_update(self.teacher_pairs(), settings["teacher_momentum"], active)
+            self.training_step.assign(step + 1)
+        self.self_distillation_loss_tracker.update_state(distillation)
+        self.masked_prediction_loss_tracker.update_state(masked)
+        return (
+            self.loss_weights_["self_distillation"] * distillation
+            + self.loss_weights_["masked_prediction"] * masked
+        )
+
+    def _self_supervised_terms(self, x, example_weights):
+        """→ (self-distillation loss, masked-prediction loss, new global
+        centre, new patch centre), all float32."""
+        settings = self.self_supervised
+        temperatures = dict(
+            student_temperature=settings["student_temperature"],
+            teacher_temperature=settings["teacher_temperature"],
+        )
+        vision = self.backbone.vision_encoder
+        image_inputs = {name: x[name] for name in vision.input}
+        image_weights = None if example_weights is None else example_weights[:, None]
+
+        # Only the masked patches are scored: gather them before the heads.
+        drop_mask = x["patch_drop_mask"]
+        index, drop = masked_positions(drop_mask, settings["mask_ratio"])
+        patch_weights = drop if image_weights is None else drop * image_weights
+
+        teacher = self.teacher(image_inputs, training=False)
+        teacher_global = ops.stop_gradient(self.teacher_global_head(teacher["pooled"]))
+        teacher_patches = ops.stop_gradient(
+            self.teacher_patch_head(take_positions(teacher["patch_features"], index))
+        )
+
+        # Local-to-global: every local crop of an image against its global view.
+        local_images = x["local_images"]
+        views, size = local_images.shape[1], local_images.shape[2]
+        crops = ops.reshape(local_images, (-1, size, size, local_images.shape[-1]))
+        local_pooled = vision.pool(vision.encode(vision.embed_crops(crops)))
+        student_global = ops.reshape(
+            self.global_head(local_pooled), (-1, views, settings["num_prototypes"])
+        )
+        distillation = losses.distillation_loss(
+            student_global, teacher_global[:, None], self.global_center,
+            weights=image_weights, **temperatures,
+        )
+
+        # Masked prediction: the masked global view against the unmasked teacher.
+        tokens, key_mask = vision.embed(image_inputs, self.mask_token, drop_mask)
+        student_patches = take_positions(vision.encode(tokens, key_mask), index)
+        masked = losses.distillation_loss(
+            self.patch_head(student_patches), teacher_patches, self.patch_center,
+            weights=patch_weights, **temperatures,
+        )
+
+        momentum = settings["center_momentum"]
+        global_center = losses.update_center(
+            self.global_center, teacher_global, momentum, weights=example_weights,
+        )
+        patch_center = losses.update_center(
+            self.patch_center, teacher_patches, momentum, weights=patch_weights
+        )
+        return distillation, masked, global_center, patch_center

@@ -1,12 +1,14 @@
 """SigLIP 2 image tower: fixed resolution or NaFlex (variable resolution)."""
 
 import keras
+from keras import ops
 from keras_hub.models import Backbone
 
 from keras_siglip2.layers.embeddings import (
     LearnedPositionEmbedding,
     NaFlexPositionEmbedding,
     PatchEmbedding,
+    resize_square_table,
 )
 from keras_siglip2.layers.pooling import MAPHead
 from keras_siglip2.layers.transformer import TransformerEncoderBlock, layer_norm
@@ -23,6 +25,11 @@ class SigLIP2VisionEncoder(ChecksInputs, Backbone):
 
     Outputs: `pooled (B, D)` (the MAP head output, no projection) and
     `patch_features (B, N, D)` (tokens after the final LayerNorm).
+
+    The forward pass is three public steps, which the functional graph and
+    the self-supervised training views (`models/self_supervised.py`) share:
+    `embed` (or `embed_crops` for square crops of any size) → `encode` →
+    `pool`.
     """
 
     def __init__(
@@ -45,10 +52,8 @@ class SigLIP2VisionEncoder(ChecksInputs, Backbone):
                 "patch_mask": keras.Input((None,), dtype="bool", name="patch_mask"),
                 "spatial_shapes": keras.Input((2,), dtype="int32", name="spatial_shapes"),
             }
-            pixels, key_mask = inputs["patches"], inputs["patch_mask"]
         else:
             inputs = {"images": keras.Input((image_size, image_size, 3), name="images")}
-            pixels, key_mask = inputs["images"], None
 
         # Variable paths start with the tower's name: both towers have
         # `encoder_block_i`, and the torch backend keys parameters by path.
@@ -73,15 +78,9 @@ class SigLIP2VisionEncoder(ChecksInputs, Backbone):
             self.final_norm = layer_norm("final_norm", dtype)
             self.pooling = MAPHead(num_heads, intermediate_dim, dtype=dtype, name="map_head")
 
-            x = self.patch_embedding(pixels)
-            if naflex:
-                x = self.position_embedding(x, inputs["spatial_shapes"])
-            else:
-                x = self.position_embedding(x)
-            for block in self.encoder_blocks:
-                x = block(x, key_mask=key_mask)
-            patch_features = self.final_norm(x)
-            pooled = self.pooling(patch_features, key_mask=key_mask)
+            tokens, key_mask = self.embed(inputs)
+            patch_features = self.encode(tokens, key_mask)
+            pooled = self.pool(patch_features, key_mask)
         super().__init__(
             inputs=inputs,
             outputs={"pooled": pooled, "patch_features": patch_features},
@@ -100,6 +99,41 @@ class SigLIP2VisionEncoder(ChecksInputs, Backbone):
     @property
     def naflex(self):
         return self.image_size is None
+
+    def embed(self, image_inputs, mask_token=None, drop_mask=None):
+        """The tower's inputs → `tokens (B, N, D)` (patch + position embedding)
+        and the key mask `(B, N)` (NaFlex `patch_mask`; None at fixed
+        resolution). Patches where `drop_mask (B, N)` is True are replaced by
+        `mask_token (D,)` before the position embedding (masked prediction)."""
+        naflex = "patches" in image_inputs
+        tokens = self.patch_embedding(image_inputs["patches" if naflex else "images"])
+        if drop_mask is not None:
+            token = ops.cast(mask_token, tokens.dtype)[None, None, :]
+            tokens = ops.where(ops.cast(drop_mask, "bool")[..., None], token, tokens)
+        if naflex:
+            tokens = self.position_embedding(tokens, image_inputs["spatial_shapes"])
+            return tokens, image_inputs["patch_mask"]
+        return self.position_embedding(tokens), None
+
+    def embed_crops(self, images):
+        """Square crops `(B, r, r, 3)` of any size → `tokens (B, g², D)`,
+        g = r / P, with the position table resized to the g × g grid
+        (antialiased bilinear, as NaFlex resizes it)."""
+        tokens = self.patch_embedding(ops.cast(images, self.compute_dtype))
+        grid = images.shape[1] // self.patch_size
+        positions = resize_square_table(self.position_embedding.embeddings, grid)
+        return tokens + ops.cast(positions, tokens.dtype)[None]
+
+    def encode(self, tokens, key_mask=None, training=None):
+        """`tokens (B, N, D)` → the blocks → final LayerNorm → `(B, N, D)`
+        patch features."""
+        for block in self.encoder_blocks:
+            tokens = block(tokens, key_mask=key_mask, training=training)
+        return self.final_norm(tokens)
+
+    def pool(self, patch_features, key_mask=None, training=None):
+        """`patch_features (B, N, D)` → MAP-pooled `(B, D)`."""
+        return self.pooling(patch_features, key_mask=key_mask, training=training)
 
     def check_inputs(self, inputs):
         """Raise a clear `ValueError` for inputs this tower cannot take."""

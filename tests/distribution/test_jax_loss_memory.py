@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from keras_siglip2 import configs, distribution
+from keras_siglip2 import configs, distribution, losses
 from keras_siglip2.models.backbone import SigLIP2Backbone
 from keras_siglip2.models.siglip2 import SigLIP2
 
@@ -24,7 +24,7 @@ def loss_temp_bytes(kind, devices, per_device=PER_DEVICE):
     batch = per_device * len(devices)
 
     def loss(*args):
-        return distribution.sigmoid_loss(*args, kind=kind)
+        return losses.global_sigmoid_loss(*args, kind=kind)
 
     with dist.scope():
         sharding = dist.get_data_layout((batch, WIDTH)).backend_layout

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_siglip2 import distribution
+from keras_siglip2 import distribution, losses
 from keras_siglip2.losses import ring_sigmoid_loss, sigmoid_loss
 from tests.losses.test_sigmoid_loss import _normalised, _numpy_sigmoid_loss
 
@@ -24,12 +24,12 @@ def _pairs(batch, dim=16, seed=0):
 
 
 def _value_and_grads(kind, args, dist):
-    """jit(value_and_grad) of `distribution.sigmoid_loss(kind)` under `dist`, with
+    """jit(value_and_grad) of `losses.global_sigmoid_loss(kind)` under `dist`, with
     the embeddings placed split over the batch axis as `fit` would place them."""
     import jax
 
     def loss(*a):
-        return distribution.sigmoid_loss(*a, kind=kind, chunk_size=24)
+        return losses.global_sigmoid_loss(*a, kind=kind, chunk_size=24)
 
     with dist.scope():
         layout = dist.get_data_layout(args[0].shape)
@@ -75,15 +75,15 @@ def test_ring_on_a_batch_by_model_mesh(jax_devices):
 
 
 def test_auto_picks_the_ring_only_on_several_devices(jax_devices):
-    assert distribution.resolve_sigmoid_loss("auto", 64) == "dense"  # no distribution
+    assert losses.resolve_sigmoid_loss("auto", 64) == "dense"  # no distribution
     with distribution.data_parallel().scope():
-        assert distribution.resolve_sigmoid_loss("auto", 64) == "ring"
-        assert distribution.resolve_sigmoid_loss("auto", 12) == "dense"  # 12 % 8 != 0
-        assert distribution.resolve_sigmoid_loss("chunked", 64) == "chunked"
+        assert losses.resolve_sigmoid_loss("auto", 64) == "ring"
+        assert losses.resolve_sigmoid_loss("auto", 12) == "dense"  # 12 % 8 != 0
+        assert losses.resolve_sigmoid_loss("chunked", 64) == "chunked"
     with distribution.data_parallel(jax_devices[:1]).scope():
-        assert distribution.resolve_sigmoid_loss("auto", 64) == "dense"
+        assert losses.resolve_sigmoid_loss("auto", 64) == "dense"
     with pytest.raises(ValueError, match="one of"):
-        distribution.resolve_sigmoid_loss("blockwise", 64)
+        losses.resolve_sigmoid_loss("blockwise", 64)
 
 
 def test_ring_errors_say_what_to_do(jax_devices):

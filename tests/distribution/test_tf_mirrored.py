@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siglip2 import distribution
+from keras_siglip2 import losses
 from tests.distribution.test_jax_fit import BATCH, STEPS, batches  # noqa: F401 (fixture)
 from tests.losses.test_sigmoid_loss import _normalised, _numpy_sigmoid_loss
 from tests.training.helpers import tiny_model
@@ -28,10 +28,10 @@ def test_replica_loss_is_the_global_loss(tf_devices, chunk_size):
         local_image, local_text = pair
         with tf.GradientTape() as tape:
             tape.watch(local_text)
-            loss = distribution.replica_sigmoid_loss(
+            loss = losses.replica_sigmoid_loss(
                 local_image, local_text, log_temperature, bias, chunk_size=chunk_size
             )
-            scaled = distribution.scale_loss_for_replicas(loss)
+            scaled = losses.scale_loss_for_replicas(loss)
         return loss, tape.gradient(scaled, local_text)
 
     losses, grads = strategy.run(tf.function(replica_step), args=(next(iter(dataset)),))
@@ -44,7 +44,7 @@ def test_replica_loss_is_the_global_loss(tf_devices, chunk_size):
     with tf.GradientTape() as tape:
         text_variable = tf.constant(text)
         tape.watch(text_variable)
-        loss = distribution.sigmoid_loss(image, text_variable, log_temperature, bias, kind="dense")
+        loss = losses.global_sigmoid_loss(image, text_variable, log_temperature, bias, kind="dense")
     # The gathered texts' gradient reaches the replica that computed them.
     np.testing.assert_allclose(grads, tape.gradient(loss, text_variable).numpy(), atol=1e-6)
 

@@ -9,7 +9,8 @@ from keras import ops
 from keras_siglip2.data import demo_dataset
 from keras_siglip2.data.pipeline import training_batches
 from keras_siglip2.layers.embeddings import NaFlexPositionEmbedding
-from keras_siglip2.models.self_supervised import PrototypeHead, ema_update, resize_position_table
+from keras_siglip2.layers.embeddings import resize_square_table
+from keras_siglip2.models.self_supervised import PrototypeHead, ema_update
 from keras_siglip2.preprocessing.views import local_crops, patch_drop_mask
 from tests.training.helpers import TINY_SELF_SUPERVISED, first_batch, tiny_model
 
@@ -79,7 +80,7 @@ def test_local_position_table_matches_the_naflex_resize():
     layer.build((None, None, 6))
     expected = layer.resized_positions(np.array([[3, 3]]), 9)[0]
     np.testing.assert_allclose(
-        _numpy(resize_position_table(layer.embeddings, 3)), _numpy(expected), atol=1e-6
+        _numpy(resize_square_table(layer.embeddings, 3)), _numpy(expected), atol=1e-6
     )
 
 
