@@ -33,10 +33,10 @@ from keras import ops
 from keras_siglip2.losses.chunking import static_fori_loop
 
 
-def _prepare(hidden_states, output_kernel, output_bias, targets, weights):
+def _prepare(hidden_states, output_embeddings, output_bias, targets, weights):
     """Flatten to `(N, D)`, `(N,)`, `(N, G)`; float32 (ids int32)."""
     hidden_states = ops.cast(ops.convert_to_tensor(hidden_states), "float32")
-    output_kernel = ops.cast(ops.convert_to_tensor(output_kernel), "float32")
+    output_embeddings = ops.cast(ops.convert_to_tensor(output_embeddings), "float32")
     if output_bias is not None:
         output_bias = ops.cast(ops.convert_to_tensor(output_bias), "float32")
     targets = ops.cast(ops.convert_to_tensor(targets), "int32")
@@ -44,7 +44,7 @@ def _prepare(hidden_states, output_kernel, output_bias, targets, weights):
     groups = weights.shape[-1]
     return (
         ops.reshape(hidden_states, (-1, hidden_states.shape[-1])),
-        output_kernel,
+        output_embeddings,
         output_bias,
         ops.reshape(targets, (-1,)),
         ops.reshape(weights, (-1, groups)),
@@ -57,9 +57,11 @@ def _weighted_mean(total, weight_sum, return_weight_sum):
     return (loss, weight_sum) if return_weight_sum else loss
 
 
-def _block_sums(hidden, targets, weights, kernel, *bias):
-    """`Σ_t w_tg · CE_t` per group over one block of tokens: `(G,)`."""
-    logits = ops.matmul(hidden, kernel)
+def _block_sums(hidden, targets, weights, embeddings, *bias):
+    """`Σ_t w_tg · CE_t` per group over one block of tokens: `(G,)`.
+    The logits `hidden · embeddingsᵀ` are formed without a transposed copy of
+    the `(V, D)` table (which would be kept for the backward pass)."""
+    logits = ops.einsum("nd,vd->nv", hidden, embeddings)
     if bias:
         logits = logits + bias[0]
     target_logits = ops.take_along_axis(logits, targets[:, None], axis=-1)[:, 0]
@@ -67,7 +69,7 @@ def _block_sums(hidden, targets, weights, kernel, *bias):
     return ops.sum(weights * token_losses[:, None], axis=0)
 
 
-def _block_sums_if(active, hidden, targets, weights, kernel, *bias):
+def _block_sums_if(active, hidden, targets, weights, embeddings, *bias):
     """`_block_sums` when `active` (int32 scalar) > 0, else zeros without
     computing anything.
 
@@ -77,17 +79,18 @@ def _block_sums_if(active, hidden, targets, weights, kernel, *bias):
     differentiates every argument, and bool tensors have no gradient type.)"""
     return ops.cond(
         active > 0,
-        lambda: _block_sums(hidden, targets, weights, kernel, *bias),
+        lambda: _block_sums(hidden, targets, weights, embeddings, *bias),
         lambda: ops.zeros((weights.shape[-1],), "float32"),
     )
 
 
-def cross_entropy_sums(hidden_states, output_kernel, output_bias, targets, weights):
+def cross_entropy_sums(hidden_states, output_embeddings, output_bias, targets, weights):
     """Dense reference of `chunked_cross_entropy_sums`: materialises all logits.
 
     Args:
         hidden_states: (..., D) decoder outputs (before the vocabulary projection).
-        output_kernel: (D, V) vocabulary projection.
+        output_embeddings: (V, D) vocabulary projection, one row per token
+            (the tied token-embedding table): `logits = hidden · output_embeddingsᵀ`.
         output_bias: (V,) or None.
         targets: (...) int target ids.
         weights: (..., G) float weights of G token groups; 0 leaves a token out
@@ -96,15 +99,15 @@ def cross_entropy_sums(hidden_states, output_kernel, output_bias, targets, weigh
     Returns:
         `(totals (G,), weight_sums (G,))` float32: `Σ w·CE` and `Σ w` per group.
     """
-    hidden, kernel, bias, targets, weights = _prepare(
-        hidden_states, output_kernel, output_bias, targets, weights
+    hidden, embeddings, bias, targets, weights = _prepare(
+        hidden_states, output_embeddings, output_bias, targets, weights
     )
-    totals = _block_sums(hidden, targets, weights, kernel, *(() if bias is None else (bias,)))
+    totals = _block_sums(hidden, targets, weights, embeddings, *(() if bias is None else (bias,)))
     return totals, ops.sum(weights, axis=0)
 
 
 def chunked_cross_entropy_sums(
-    hidden_states, output_kernel, output_bias, targets, weights, chunk_size=256
+    hidden_states, output_embeddings, output_bias, targets, weights, chunk_size=256
 ):
     """`cross_entropy_sums` computed `chunk_size` tokens at a time, padding skipped.
 
@@ -115,8 +118,8 @@ def chunked_cross_entropy_sums(
     backward pass, and a chunk without a weighted token is skipped (but for
     the first). Shapes must be static.
     """
-    hidden, kernel, bias, targets, weights = _prepare(
-        hidden_states, output_kernel, output_bias, targets, weights
+    hidden, embeddings, bias, targets, weights = _prepare(
+        hidden_states, output_embeddings, output_bias, targets, weights
     )
     num_tokens, dim = hidden.shape
     groups = weights.shape[-1]
@@ -155,7 +158,7 @@ def chunked_cross_entropy_sums(
             ops.slice(hidden, [start, 0], [chunk_size, dim]),
             ops.slice(targets, [start], [chunk_size]),
             ops.slice(weights, [start, 0], [chunk_size, groups]),
-            kernel,
+            embeddings,
             *bias_args,
         )
 
@@ -164,13 +167,14 @@ def chunked_cross_entropy_sums(
 
 
 def cross_entropy(
-    hidden_states, output_kernel, output_bias, targets, weights, return_weight_sum=False
+    hidden_states, output_embeddings, output_bias, targets, weights, return_weight_sum=False
 ):
     """Dense reference: materialises all (B, T, V) logits.
 
     Args:
         hidden_states: (B, T, D) decoder outputs (before the vocabulary projection).
-        output_kernel: (D, V) vocabulary projection.
+        output_embeddings: (V, D) vocabulary projection, one row per token
+            (the tied token-embedding table): `logits = hidden · output_embeddingsᵀ`.
         output_bias: (V,) or None.
         targets: (B, T) int target ids.
         weights: (B, T) float; 0 excludes a position (padding).
@@ -181,14 +185,14 @@ def cross_entropy(
         or `(loss, weight_sum)`.
     """
     totals, weight_sums = cross_entropy_sums(
-        hidden_states, output_kernel, output_bias, targets, ops.expand_dims(weights, -1)
+        hidden_states, output_embeddings, output_bias, targets, ops.expand_dims(weights, -1)
     )
     return _weighted_mean(totals[0], weight_sums[0], return_weight_sum)
 
 
 def chunked_cross_entropy(
     hidden_states,
-    output_kernel,
+    output_embeddings,
     output_bias,
     targets,
     weights,
@@ -198,7 +202,7 @@ def chunked_cross_entropy(
     """`cross_entropy` computed `chunk_size` tokens at a time (see
     `chunked_cross_entropy_sums`): same arguments, value and gradients."""
     totals, weight_sums = chunked_cross_entropy_sums(
-        hidden_states, output_kernel, output_bias, targets, ops.expand_dims(weights, -1),
+        hidden_states, output_embeddings, output_bias, targets, ops.expand_dims(weights, -1),
         chunk_size=chunk_size,
     )
     return _weighted_mean(totals[0], weight_sums[0], return_weight_sum)

@@ -35,7 +35,7 @@ class LocCaDecoder(keras.layers.Layer):
     shaped like `token_ids` without T, `image_positions (B, N, 2)` patch
     centres (`patch_centres`) → hidden `token_ids.shape + (D,)`.
     `logits(hidden)` gives `(…, vocabulary)` logits; training uses the
-    chunked cross entropy on `output_kernel` instead.
+    chunked cross entropy on the tied `token_embeddings` instead.
     """
 
     TASKS = ("captioning", "referring", "grounded")
@@ -119,11 +119,6 @@ class LocCaDecoder(keras.layers.Layer):
         rows = rows / ops.sqrt(ops.mean(ops.square(rows), axis=-1, keepdims=True))
         return ops.cast(ops.concatenate([text, rows * width**-0.5], axis=0), dtype)
 
-    @property
-    def output_kernel(self):
-        """`(D, vocabulary)` projection, tied to the token embedding."""
-        return ops.transpose(self.token_embeddings)
-
     def call(self, token_ids, image_tokens, image_mask=None, task_ids=None, parallel=None,
              image_positions=None, training=None):
         if self.memory_positions:
@@ -156,8 +151,8 @@ class LocCaDecoder(keras.layers.Layer):
 
     def logits(self, hidden):
         """`(…, D)` → `(…, vocabulary)` float32 logits (for decoding, not training)."""
-        kernel = ops.cast(self.output_kernel, "float32")
-        return ops.matmul(ops.cast(hidden, "float32"), kernel) + self.output_bias
+        table = ops.cast(self.token_embeddings, "float32")  # tied output projection
+        return ops.einsum("...d,vd->...v", ops.cast(hidden, "float32"), table) + self.output_bias
 
     def get_config(self):
         return {

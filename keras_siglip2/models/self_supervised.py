@@ -22,7 +22,7 @@ import keras
 from keras import ops
 
 from keras_siglip2 import losses
-from keras_siglip2.layers.similarity import l2_normalize
+from keras_siglip2.layers.similarity import NORM_EPSILON, l2_normalize
 
 # The paper leaves these open; the values and their sources are in
 # docs/self-supervised.md.
@@ -116,8 +116,10 @@ class PrototypeHead(keras.layers.Layer):
         for layer in self.dense_layers[:-1]:
             x = keras.activations.gelu(layer(x), approximate=True)
         x = l2_normalize(ops.cast(self.dense_layers[-1](x), "float32"))
-        prototypes = l2_normalize(ops.transpose(ops.cast(self.prototypes, "float32")))
-        return ops.matmul(x, ops.transpose(prototypes))
+        # Each prototype (a column) normalised in place: no transposed copy.
+        prototypes = ops.cast(self.prototypes, "float32")
+        prototypes = prototypes / (ops.norm(prototypes, axis=0, keepdims=True) + NORM_EPSILON)
+        return ops.matmul(x, prototypes)
 
     def compute_output_spec(self, x):
         return keras.KerasTensor((*x.shape[:-1], self.num_prototypes), dtype="float32")

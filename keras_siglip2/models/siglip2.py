@@ -404,7 +404,7 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         groups = ops.stack([weights * captioning, weights * (1.0 - captioning)], axis=-1)
         arguments = (
             hidden,
-            self.decoder.output_kernel,
+            self.decoder.token_embeddings,  # the tied output projection (V, D)
             ops.convert_to_tensor(self.decoder.output_bias),
             targets,
             groups,

@@ -8,8 +8,8 @@ from keras_siglip2.losses import cross_entropy
 from keras_siglip2.losses import cross_entropy_sums
 
 
-def _numpy_cross_entropy(hidden, kernel, bias, targets, weights):
-    logits = hidden.astype("float64") @ kernel.astype("float64")
+def _numpy_cross_entropy(hidden, table, bias, targets, weights):
+    logits = hidden.astype("float64") @ table.astype("float64").T
     if bias is not None:
         logits = logits + bias
     total, count = 0.0, 0.0
@@ -23,7 +23,7 @@ def _numpy_cross_entropy(hidden, kernel, bias, targets, weights):
 
 def _batch(rng, batch=3, length=5, dim=8, vocab=40):
     hidden = rng.normal(size=(batch, length, dim)).astype("float32")
-    kernel = rng.normal(size=(dim, vocab)).astype("float32")
+    kernel = rng.normal(size=(vocab, dim)).astype("float32")
     bias = rng.normal(size=(vocab,)).astype("float32")
     targets = rng.integers(0, vocab, size=(batch, length)).astype("int32")
     weights = np.ones((batch, length), "float32")
@@ -110,7 +110,7 @@ def test_grouped_sums_with_scattered_padding(rng, value_and_grad, chunk_size):
     per-group sums and gradients equal the dense form and NumPy, whatever the
     chunk size (the weighted tokens are compacted, empty chunks skipped)."""
     hidden = rng.normal(size=(4, 3, 6, 8)).astype("float32")
-    kernel = rng.normal(size=(8, 30)).astype("float32")
+    kernel = rng.normal(size=(30, 8)).astype("float32")
     bias = rng.normal(size=(30,)).astype("float32")
     targets = rng.integers(0, 30, size=(4, 3, 6)).astype("int32")
     weights = (rng.random((4, 3, 6)) < 0.25).astype("float32")
@@ -146,7 +146,7 @@ def _compiled_temp_bytes(fn, grad, batch, length=64, dim=64, vocab=256_000):
 
     specs = (
         jax.ShapeDtypeStruct((batch, length, dim), "float32"),
-        jax.ShapeDtypeStruct((dim, vocab), "float32"),
+        jax.ShapeDtypeStruct((vocab, dim), "float32"),
         jax.ShapeDtypeStruct((vocab,), "float32"),
         jax.ShapeDtypeStruct((batch, length), "int32"),
         jax.ShapeDtypeStruct((batch, length), "float32"),
