@@ -9,9 +9,11 @@ and every variable is assigned (checked). On JAX the model is built without
 values (`weights.build_without_values`: no random initialisation, nothing
 allocated), so its memory grows as the tensors arrive. Measured on
 So400m/14 (4.23 GiB of float32) with JAX, peak RSS above the import
-baseline: big_vision `.npz` ≈ 1.07× the model; the keras-hub path ≈ 1.6×
-(keras-hub's model is loaded in full and freed tensor by tensor as ours
-fills up). See benchmarks/convert_memory.py."""
+baseline: big_vision `.npz` 1.16–1.28× the model over three runs (the zero
+placeholders this replaced: 1.20–1.32× on the same machine); the keras-hub
+path ≈ 1.6× (measured with the placeholders: keras-hub's model is loaded in
+full and freed tensor by tensor as ours fills up). See
+benchmarks/convert_memory.py."""
 
 import json
 import os
