@@ -3,6 +3,7 @@
 
     python3 dev.py demo [siglip2 demo options]   train + evaluate the demo model
     python3 dev.py test [pytest options]         the test suite on all backends
+    python3 dev.py docs                          build the HTML API reference in docs/api/
     python3 dev.py venv                          just create/update .venv/
 
 The first use creates `.venv/` beside this file and installs the project with
@@ -88,7 +89,7 @@ def test(pytest_args):
 
 
 def main(argv):
-    if not argv or argv[0] not in ("demo", "test", "venv"):
+    if not argv or argv[0] not in ("demo", "test", "docs", "venv"):
         print(__doc__)
         return 2
     ensure_venv()
@@ -98,6 +99,8 @@ def main(argv):
         return _run([VENV / "bin" / "siglip2", "demo", *rest], env=env)
     if command == "test":
         return test(rest)
+    if command == "docs":
+        return _run([PYTHON, "docs/build_api.py"])
     return 0
 
 

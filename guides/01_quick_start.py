@@ -13,8 +13,6 @@
 # %% [markdown]
 # # Quick start: zero-shot classification, embeddings, retrieval, 100+ languages
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/keras-team/keras-siglip2/blob/main/guides/01_quick_start.ipynb)
-#
 # SigLIP 2 maps images and texts into one embedding space. Two embeddings are
 # compared by cosine similarity; a learned temperature and bias turn that
 # similarity into a **sigmoid probability** that the text describes the image.
@@ -31,18 +29,6 @@
 # mode*: the demo model of `siglip2 demo` on the demo dataset of coloured
 # shapes. Set `SIGLIP2_GUIDE_MODE=small` or `full` to choose. The outputs saved
 # in this notebook say which mode produced them.
-
-# %%
-# In Colab: install the package (does nothing elsewhere).
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "keras-siglip2 @ git+https://github.com/keras-team/keras-siglip2"],
-        check=True,
-    )
 
 # %%
 import os

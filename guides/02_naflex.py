@@ -13,8 +13,6 @@
 # %% [markdown]
 # # NaFlex: native aspect ratio and the sequence-length trade-off
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/keras-team/keras-siglip2/blob/main/guides/02_naflex.ipynb)
-#
 # Fixed-resolution SigLIP 2 squashes every image to a square (224², 384², …).
 # That distorts documents, receipts, screenshots and panoramas. The **NaFlex**
 # variants (`b16-naflex`, `so400m-naflex`) instead:
@@ -34,18 +32,6 @@
 # **Modes.** Online: `b16-naflex` (patch 16). Offline / in the tests
 # (*small mode*): the demo model, also NaFlex, with patch 8. Set
 # `SIGLIP2_GUIDE_MODE=small` or `full` to choose.
-
-# %%
-# In Colab: install the package (does nothing elsewhere).
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "keras-siglip2 @ git+https://github.com/keras-team/keras-siglip2"],
-        check=True,
-    )
 
 # %%
 import os

@@ -13,8 +13,6 @@
 # %% [markdown]
 # # Dense features: patch–text heat maps and a linear segmentation probe
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/keras-team/keras-siglip2/blob/main/guides/03_dense_features.ipynb)
-#
 # Besides one pooled embedding per image, the image tower produces one token
 # per patch. SigLIP 2 was trained with losses that act on these tokens
 # (LocCa's decoder reads them; masked prediction trains them directly), so
@@ -31,18 +29,6 @@
 # tests (*small mode*): the demo model on the demo dataset, whose images come
 # with pixel-exact segmentation masks. The probe always uses the demo dataset,
 # since it needs masks. Set `SIGLIP2_GUIDE_MODE=small` or `full` to choose.
-
-# %%
-# In Colab: install the package (does nothing elsewhere).
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "keras-siglip2 @ git+https://github.com/keras-team/keras-siglip2"],
-        check=True,
-    )
 
 # %%
 import os

@@ -13,8 +13,6 @@
 # %% [markdown]
 # # Fine-tuning on your own image–text data with `model.fit`
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/keras-team/keras-siglip2/blob/main/guides/04_fine_tuning.ipynb)
-#
 # From a folder of images with captions to a fine-tuned model you can load
 # again: write the data in one of the accepted formats, turn it into training
 # batches with `tf.data`, pick the losses, `compile`, `fit`, evaluate, save.
@@ -29,18 +27,6 @@
 # shapes with captions in five languages and boxed regions), so the guide
 # needs no download; replace it with your files.
 
-# %%
-# In Colab: install the package (does nothing elsewhere).
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "keras-siglip2 @ git+https://github.com/keras-team/keras-siglip2"],
-        check=True,
-    )
-
 # %% [markdown]
 # ## Choose the backend first
 #
@@ -54,6 +40,8 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "jax")  # or "tensorflow", "torch"
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import keras

@@ -13,8 +13,6 @@
 # %% [markdown]
 # # Distributed training: data and model parallel, the ring sigmoid loss
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/keras-team/keras-siglip2/blob/main/guides/05_distributed.ipynb)
-#
 # On a machine with several accelerators, the same `model.fit` trains on all
 # of them through `keras.distribution` (JAX). This guide
 #
@@ -32,18 +30,6 @@
 # tests (*small mode*) — JAX is asked for **8 simulated CPU devices**, which
 # behave like 8 accelerators for sharding purposes (just not faster), and a
 # tiny model. Everything about layouts and the loss carries over unchanged.
-
-# %%
-# In Colab: install the package (does nothing elsewhere).
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "keras-siglip2 @ git+https://github.com/keras-team/keras-siglip2"],
-        check=True,
-    )
 
 # %% [markdown]
 # ## Devices

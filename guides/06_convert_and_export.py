@@ -4,6 +4,9 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   colab_install:
+#     extras: [export]
+#     packages: [transformers, torch]
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -12,8 +15,6 @@
 
 # %% [markdown]
 # # Converting checkpoints and exporting for serving
-#
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/keras-team/keras-siglip2/blob/main/guides/06_convert_and_export.ipynb)
 #
 # SigLIP 2 weights exist in three ecosystems: Hugging Face `transformers`
 # (safetensors), Google's `big_vision` (`.npz`) and `keras-hub` (Kaggle
@@ -32,19 +33,6 @@
 # Export is traced with TensorFlow whatever the backend (on JAX or PyTorch,
 # `export` runs a TensorFlow child process by itself); this guide simply runs
 # on TensorFlow.
-
-# %%
-# In Colab: install the package with the export extras (does nothing elsewhere).
-import subprocess
-import sys
-
-if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "keras-siglip2[export] @ git+https://github.com/keras-team/keras-siglip2",
-         "transformers", "torch"],
-        check=True,
-    )
 
 # %%
 import json

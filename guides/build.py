@@ -11,9 +11,16 @@ real output is saved in the notebook.
 Each guide runs in a fresh kernel with its working directory in a scratch
 folder (`guides/_work/NAME/`, git-ignored), so files a guide writes never land
 next to the sources. A cell that raises stops the build with an error.
+
+The sources hold neither the "Open in Colab" badge nor the cell that installs
+the package in Colab: both are written here, from the one setting
+`[project.urls] Repository` in pyproject.toml. A guide that needs more in
+Colab says so in its header, e.g. `colab_install: {extras: [export],
+packages: [transformers, torch]}`.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -21,8 +28,15 @@ import sys
 import time
 from pathlib import Path
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's dependency tomli
+    import tomli as tomllib
+
 GUIDES_DIR = Path(__file__).resolve().parent
 WORK_DIR = GUIDES_DIR / "_work"
+COLAB = "https://colab.research.google.com"
+COLAB_CHECKOUT = "/content/keras-siglip2"
 
 
 def guide_sources(selection=()):
@@ -34,11 +48,56 @@ def guide_sources(selection=()):
     return sources
 
 
-def read_source(path):
-    """The notebook jupytext makes of a percent-format `.py` source."""
-    import jupytext
+def repository():
+    """The project's GitHub address: `[project.urls] Repository` in pyproject.toml."""
+    with open(GUIDES_DIR.parent / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["urls"]["Repository"].rstrip("/")
 
-    return jupytext.read(path, fmt="py:percent")
+
+def colab_badge(stem):
+    """The "Open in Colab" badge (markdown) of guide `stem`."""
+    path = repository().removeprefix("https://github.com/")
+    return (f"[![Open In Colab]({COLAB}/assets/colab-badge.svg)]"
+            f"({COLAB}/github/{path}/blob/main/guides/{stem}.ipynb)")
+
+
+def install_cell(extras=(), packages=()):
+    """Source of the code cell that installs the package (with `extras`) and
+    `packages` in Colab, from a checkout uploaded to `COLAB_CHECKOUT` while the
+    repository is not published."""
+    requirement = "keras-siglip2" + (f"[{','.join(extras)}]" if extras else "")
+    more = "".join(f", {json.dumps(p)}" for p in packages)
+    return f"""\
+# In Colab: install keras-siglip2 (does nothing elsewhere). The package is not
+# yet published at {repository()}; until it is,
+# upload a checkout of the repository to {COLAB_CHECKOUT} first.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    source = "git+{repository()}"
+    if os.path.isdir("{COLAB_CHECKOUT}"):
+        source = "file://{COLAB_CHECKOUT}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    f"{requirement} @ {{source}}"{more}], check=True)"""
+
+
+def read_source(path):
+    """The notebook of a percent-format `.py` source, with the Colab badge
+    under its title and the install cell after its introduction."""
+    import jupytext
+    import nbformat
+
+    notebook = jupytext.read(path, fmt="py:percent")
+    install = notebook.metadata.pop("colab_install", {})
+    notebook.metadata["jupytext"].pop("notebook_metadata_filter", None)  # added for it
+    intro = notebook.cells[0]
+    title, _, rest = intro.source.partition("\n")
+    intro.source = f"{title}\n\n{colab_badge(path.stem)}\n\n{rest.lstrip()}"
+    cell = nbformat.v4.new_code_cell(install_cell(**install))
+    notebook.cells.insert(1, cell)
+    return notebook
 
 
 def code_cells(notebook):
@@ -54,8 +113,11 @@ def out_of_sync(source):
     if not target.exists():
         return f"{target.name} is missing"
     built = nbformat.read(target, as_version=4)
-    if code_cells(built) != code_cells(read_source(source)):
+    expected = read_source(source)
+    if code_cells(built) != code_cells(expected):
         return f"{target.name} has different code cells from {source.name}"
+    if built.cells[0].source != expected.cells[0].source:
+        return f"{target.name} has another introduction (or Colab badge) than {source.name}"
     unexecuted = [i for i, c in enumerate(built.cells)
                   if c.cell_type == "code" and c.get("execution_count") is None]
     if unexecuted:

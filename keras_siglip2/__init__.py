@@ -16,6 +16,7 @@ _EXPORTS = {
     "SigLIP2VisionEncoder": "keras_siglip2.models.vision_encoder",
     "list_presets": "keras_siglip2.configs",
 }
+# `demo` is the `siglip2 demo` command; the demo dataset it trains on is in `data`.
 _SUBMODULES = (
     "callbacks", "configs", "data", "demo", "distribution", "evaluation", "export", "losses",
     "preprocessing", "presets", "training", "visualize",

@@ -1,5 +1,6 @@
-"""`siglip2 demo`: train a tiny SigLIP 2 from scratch on the built-in dataset,
-evaluate it on held-out data, and write metrics, plots and a loadable preset.
+"""`siglip2 demo`: train a tiny SigLIP 2 from scratch on the built-in dataset
+(`keras_siglip2.data.demo_shapes`), evaluate it on held-out data, and write
+metrics, plots and a loadable preset.
 
 Everything is offline and deterministic from `seed`. Interrupt it at any time
 and run the same command again: it resumes from the last checkpoint (every
@@ -17,7 +18,7 @@ import keras
 import numpy as np
 
 from keras_siglip2 import callbacks
-from keras_siglip2.data import demo, demo_vocabulary_path
+from keras_siglip2.data import demo_shapes, demo_vocabulary_path
 from keras_siglip2.data.pipeline import training_batches
 from keras_siglip2.evaluation import (
     chance_levels,
@@ -96,7 +97,7 @@ def demo_model(seed=0, locca=True, self_supervised=DEMO_SELF_SUPERVISED, decoder
 def train(model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint,
           verbose, learning_rate=3e-3):
     """Fit on an infinite deterministic stream; resumes from `output_dir/checkpoint`."""
-    raw = demo.demo_dataset(num_train, seed=seed, split="train").cache().repeat()
+    raw = demo_shapes.demo_dataset(num_train, seed=seed, split="train").cache().repeat()
     model.compile(
         learning_rate=learning_rate, warmup_steps=min(100, steps // 10), total_steps=steps
     )
@@ -124,12 +125,12 @@ def train(model, output_dir, steps, num_train, batch_size, seed, steps_per_check
 
 def evaluate(model, num_test, seed):
     """Held-out metrics, their chance levels, and per-image predictions."""
-    examples = demo.make_demo_examples(num_test, seed=seed, split="test")
+    examples = demo_shapes.make_demo_examples(num_test, seed=seed, split="test")
     images = [e["image"] for e in examples]
     labels = np.array([e["label"] for e in examples])
     image_embeddings = model.embed_images(images, verbose=0)
     class_embeddings = class_text_embeddings(
-        demo.demo_class_names("en"), model.embed_texts, templates=("{}",), verbose=0
+        demo_shapes.demo_class_names("en"), model.embed_texts, templates=("{}",), verbose=0
     )
     text_embeddings = model.embed_texts([e["caption"] for e in examples], verbose=0)
     true_boxes = np.stack([e["boxes"][0] for e in examples])
@@ -151,7 +152,7 @@ def evaluate(model, num_test, seed):
     )
     metrics.update(dense_probe(model, examples, num_test, seed))
     chance = chance_levels(
-        num_classes=demo.NUM_CLASSES, num_images=num_test, num_texts_per_image=1, ks=(1,),
+        num_classes=demo_shapes.NUM_CLASSES, num_images=num_test, num_texts_per_image=1, ks=(1,),
         top_k=(1,),
     )
     chance_by_metric = {
@@ -172,14 +173,14 @@ def evaluate(model, num_test, seed):
 
 
 def _mean_training_box(count, seed):
-    boxes = [e["boxes"][0] for e in demo.make_demo_examples(count, seed=seed, split="train")]
+    boxes = [e["boxes"][0] for e in demo_shapes.make_demo_examples(count, seed=seed, split="train")]
     return np.stack(boxes).mean(0)
 
 
 def dense_probe(model, test_examples, count, seed):
     """Linear per-patch segmentation probe (background + 36 classes) on frozen
     patch features: fit on `count` training images, mIoU on the test images."""
-    train_examples = demo.make_demo_examples(count, seed=seed, split="train")
+    train_examples = demo_shapes.make_demo_examples(count, seed=seed, split="train")
 
     def features(examples):
         return model.patch_features([e["image"] for e in examples])
@@ -187,14 +188,14 @@ def dense_probe(model, test_examples, count, seed):
     scores = dense_probe_miou(
         features(train_examples), [e["mask"] for e in train_examples],
         features(test_examples), [e["mask"] for e in test_examples],
-        num_classes=demo.NUM_CLASSES + 1,
+        num_classes=demo_shapes.NUM_CLASSES + 1,
     )
     return {"dense_probe_miou": scores["dense_probe_miou"]}
 
 
 def _majority_miou(examples):
     labels = np.concatenate([np.ravel(e["mask"]) for e in examples])
-    return segmentation_miou(np.zeros_like(labels), labels, demo.NUM_CLASSES + 1)
+    return segmentation_miou(np.zeros_like(labels), labels, demo_shapes.NUM_CLASSES + 1)
 
 
 def plot_history(history_csv, path):
@@ -230,7 +231,7 @@ def plot_predictions(predictions, path, count=8):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = demo.demo_class_names("en")
+    names = demo_shapes.demo_class_names("en")
     figure, axes = plt.subplots(2, count // 2, figsize=(2.6 * count // 2, 6))
     for axis, example, predicted, box in zip(
         axes.flat, predictions["examples"], predictions["classes"], predictions["boxes"]

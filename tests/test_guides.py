@@ -75,8 +75,13 @@ def test_notebook_matches_its_source(source):
 
 @pytest.mark.parametrize("source", SOURCES, ids=[s.stem for s in SOURCES])
 def test_guide_opens_in_colab(source):
-    text = source.read_text(encoding="utf-8")
-    badge = ("https://colab.research.google.com/github/keras-team/keras-siglip2/blob/main/"
-             f"guides/{source.stem}.ipynb")
-    assert badge in text
-    assert '"google.colab" in sys.modules' in text  # installs the package in Colab
+    import nbformat
+
+    saved = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    repository = build.repository()  # the one setting: [project.urls] in pyproject.toml
+    path = repository.removeprefix("https://github.com/")
+    badge = f"https://colab.research.google.com/github/{path}/blob/main/guides/{source.stem}.ipynb"
+    assert badge in saved.cells[0].source
+    install = saved.cells[1].source  # installs the package in Colab, says it is unpublished
+    assert '"google.colab" in sys.modules' in install and f"git+{repository}" in install
+    assert "not yet published" in install.replace("\n# ", " ")

@@ -1,15 +1,16 @@
-"""Datasets: the procedural demo dataset and its vocabulary (raw examples only)."""
+"""Datasets: readers of image–text data, the training pipeline, and the procedural
+demo dataset (`demo_shapes`, with `demo_captions` and `demo_vocabulary`)."""
 
-from keras_siglip2.data.demo import BACKGROUNDS
-from keras_siglip2.data.demo import COLOURS
-from keras_siglip2.data.demo import LANGUAGES
-from keras_siglip2.data.demo import NUM_CLASSES
-from keras_siglip2.data.demo import SHAPES
-from keras_siglip2.data.demo import demo_caption_corpus
-from keras_siglip2.data.demo import demo_class_names
-from keras_siglip2.data.demo import demo_dataset
-from keras_siglip2.data.demo import make_demo_example
-from keras_siglip2.data.demo import make_demo_examples
+from keras_siglip2.data.demo_shapes import BACKGROUNDS
+from keras_siglip2.data.demo_shapes import COLOURS
+from keras_siglip2.data.demo_shapes import LANGUAGES
+from keras_siglip2.data.demo_shapes import NUM_CLASSES
+from keras_siglip2.data.demo_shapes import SHAPES
+from keras_siglip2.data.demo_shapes import demo_caption_corpus
+from keras_siglip2.data.demo_shapes import demo_class_names
+from keras_siglip2.data.demo_shapes import demo_dataset
+from keras_siglip2.data.demo_shapes import make_demo_example
+from keras_siglip2.data.demo_shapes import make_demo_examples
 from keras_siglip2.data.demo_vocabulary import demo_vocabulary_path
 from keras_siglip2.data.demo_vocabulary import train_demo_vocabulary
 from keras_siglip2.data.pipeline import training_batches

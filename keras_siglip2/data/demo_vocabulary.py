@@ -44,7 +44,7 @@ def demo_vocabulary_path():
 
 def demo_vocabulary_training_text():
     """The exact list of texts `train_demo_vocabulary` trains on."""
-    from keras_siglip2.data.demo import demo_caption_corpus
+    from keras_siglip2.data.demo_shapes import demo_caption_corpus
 
     return demo_caption_corpus() + [" ".join(_EXTRA_CHARACTERS)]
 

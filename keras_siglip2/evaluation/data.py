@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_siglip2.data.sources import IMAGE_SUFFIXES
+from keras_siglip2.preprocessing.inputs import is_dataset
 
 
 def _images_in(folder):
@@ -49,12 +50,6 @@ def _demo_examples(spec):
     return make_demo_examples(num, seed=seed, split="test")
 
 
-def _is_dataset(x):
-    import tensorflow as tf
-
-    return isinstance(x, tf.data.Dataset)
-
-
 def _text(x):
     return bytes(x).decode("utf-8") if isinstance(x, (bytes, np.bytes_)) else str(x)
 
@@ -80,7 +75,7 @@ def classification_data(data, class_names=None):
         examples = _demo_examples(data)
         names = list(class_names) if class_names else demo_class_names("en")
         return [e["image"] for e in examples], [int(e["label"]) for e in examples], names
-    if _is_dataset(data):
+    if is_dataset(data):
         if not class_names:
             raise ValueError("A tf.data dataset needs `class_names` (one name per label).")
         labels = []
@@ -152,7 +147,7 @@ def retrieval_data(data):
             range(len(examples))
         )
     captions, owner = [], []
-    if _is_dataset(data):
+    if is_dataset(data):
 
         def stream():
             for index, element in enumerate(data.as_numpy_iterator()):

@@ -154,12 +154,8 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
         `load_weights=False` gives random weights (offline for released names).
         Keyword arguments: `dtype`. See `keras_siglip2.presets.load_backbone`.
         `save_to_preset(dir)` (inherited from keras-hub) writes our format."""
-        # Imported here: presets/ depends on models/, not the other way round.
+        # Imported here and given `cls`: presets/ depends on models/, not the
+        # other way round.
         from keras_siglip2.presets.loader import load_backbone
 
-        backbone = load_backbone(preset, load_weights=load_weights, **kwargs)
-        if not isinstance(backbone, cls):
-            raise ValueError(
-                f"{preset!r} holds a {type(backbone).__name__}, not a {cls.__name__}."
-            )
-        return backbone
+        return load_backbone(cls, preset, load_weights=load_weights, **kwargs)

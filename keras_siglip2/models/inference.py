@@ -1,24 +1,25 @@
 """Inference methods of `SigLIP2`: embeddings, similarity, zero-shot, retrieval,
 dense patch features, localisation and export.
 
-Images may be given as one image or any collection of them: a list/tuple, a
-`(B, H, W, 3)` array, any iterable (a generator streams), or a `tf.data.Dataset`
-whose elements are images, batches of images, `(image, label)` tuples or dicts
-with an `"image"` key. One image is a NumPy array / tensor, a `PIL.Image`, a file
-path or encoded bytes. Texts: a string, a list of strings, or an iterable /
-`tf.data.Dataset` of strings (or of dicts with a `"caption"` or `"text"` key).
+Images and texts may be given as one item or any collection of them (lists,
+arrays, generators, `tf.data` datasets: see `keras_siglip2.preprocessing.inputs`).
 Everything is processed `batch_size` items at a time, so inputs of any length
 fit in memory; a progress bar appears once a call has run more than 8 batches.
 """
 
 import itertools
-import os
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_siglip2.layers.similarity import l2_normalize
+from keras_siglip2.preprocessing.inputs import (
+    collection_size,
+    image_items,
+    is_text_collection,
+    text_items,
+)
 
 SIMILARITY_KINDS = ("cosine", "logit", "probability")
 
@@ -72,7 +73,9 @@ class InferenceMethods:
             inputs = self.image_inputs(chunk, max_num_patches)
             return self.backbone.vision_encoder.predict_on_batch(inputs)["pooled"]
 
-        pooled = _map_batches(encode, _image_items(images), batch_size, verbose, "image", _size(images))
+        pooled = _map_batches(
+            encode, image_items(images), batch_size, verbose, "image", collection_size(images)
+        )
         return _normalized(pooled)
 
     def embed_texts(self, texts, batch_size=64, verbose="auto"):
@@ -82,7 +85,9 @@ class InferenceMethods:
             token_ids = self.text_inputs(chunk)
             return self.backbone.text_encoder.predict_on_batch({"token_ids": token_ids})["pooled"]
 
-        pooled = _map_batches(encode, _text_items(texts), batch_size, verbose, "text", _size(texts))
+        pooled = _map_batches(
+            encode, text_items(texts), batch_size, verbose, "text", collection_size(texts)
+        )
         return _normalized(pooled)
 
     def similarity(self, images, texts, kind="cosine", batch_size=32, max_num_patches=None):
@@ -153,7 +158,7 @@ class InferenceMethods:
         from keras_siglip2.evaluation import top_k_neighbours
 
         def embed(items):
-            if isinstance(items, str) or _is_text_collection(items):
+            if isinstance(items, str) or is_text_collection(items):
                 return self.embed_texts(items)
             return self.embed_images(items, batch_size, max_num_patches)
 
@@ -189,7 +194,8 @@ class InferenceMethods:
             ]
 
         return _map_batches(
-            encode, _image_items(images), batch_size, "auto", "image", _size(images), stack=False
+            encode, image_items(images), batch_size, "auto", "image", collection_size(images),
+            stack=False,
         )
 
     # ----------------------------------------------------- localisation
@@ -269,103 +275,6 @@ def _grids(vision, inputs):
         return [tuple(int(v) for v in s) for s in inputs["spatial_shapes"]]
     side = vision.image_size // vision.patch_size
     return [(side, side)] * len(inputs["images"])
-
-
-def _is_dataset(x):
-    try:
-        import tensorflow as tf
-    except ImportError:  # pragma: no cover - tensorflow is a dependency
-        return False
-    return isinstance(x, tf.data.Dataset)
-
-
-def _is_text_collection(items):
-    if isinstance(items, (list, tuple)):
-        return bool(items) and all(isinstance(x, str) for x in items)
-    return getattr(items, "dtype", None) is not None and np.asarray(items).dtype.kind == "U"
-
-
-def _dataset_image(element):
-    """A dataset element (NumPy) → one image or a batch of images."""
-    if isinstance(element, dict):
-        for key in ("image", "images"):
-            if key in element:
-                return element[key]
-        raise ValueError(
-            f"Dataset elements are dicts with keys {sorted(element)}; expected an 'image' key."
-        )
-    if isinstance(element, tuple):
-        return _dataset_image(element[0])
-    return element
-
-
-def _file_path_or_image(item):
-    """A `tf.string` holding the path of an existing file → that path as `str`."""
-    if isinstance(item, bytes) and len(item) < 4096 and os.path.isfile(item):
-        return item.decode("utf-8")
-    return item
-
-
-def _image_items(images):
-    """Any image collection → an iterator of single images."""
-    if images is None:
-        raise ValueError("Got no images (None).")
-    if _is_dataset(images):
-        for element in images.as_numpy_iterator():
-            image = _dataset_image(element)
-            batched = getattr(image, "ndim", 0) == 4 or (
-                isinstance(image, np.ndarray) and image.dtype.kind in "SO" and image.ndim == 1
-            )
-            for item in image if batched else [image]:
-                yield _file_path_or_image(item)
-        return
-    if isinstance(images, (list, tuple)) or getattr(images, "ndim", 0) == 4:
-        yield from images
-        return
-    if isinstance(images, (str, bytes, os.PathLike)) or hasattr(images, "shape") or (
-        type(images).__module__.startswith("PIL")
-    ):
-        yield images  # one image
-        return
-    yield from images  # any other iterable, e.g. a generator
-
-
-def _text_items(texts):
-    """Any text collection → an iterator of strings."""
-    if texts is None:
-        raise ValueError("Got no texts (None).")
-    if isinstance(texts, str):
-        yield texts
-        return
-    source = texts.as_numpy_iterator() if _is_dataset(texts) else texts
-    for element in source:
-        if isinstance(element, dict):
-            key = next((k for k in ("caption", "text", "texts") if k in element), None)
-            if key is None:
-                raise ValueError(
-                    f"Dataset elements are dicts with keys {sorted(element)}; expected a "
-                    "'caption' or 'text' key."
-                )
-            element = element[key]
-        if isinstance(element, np.ndarray) and element.ndim == 1:
-            yield from (_as_text(x) for x in element)  # a batched dataset
-        else:
-            yield _as_text(element)
-
-
-def _as_text(x):
-    if isinstance(x, (bytes, np.bytes_)):
-        return bytes(x).decode("utf-8")
-    if isinstance(x, np.ndarray) and x.ndim == 0:
-        return _as_text(x.item())
-    return x
-
-
-def _size(items):
-    """The number of items of a list, tuple or batch array; None if unknown."""
-    if isinstance(items, (list, tuple)) or getattr(items, "ndim", 0) == 4:
-        return len(items)
-    return None
 
 
 def _map_batches(encode, items, batch_size, verbose, unit, total=None, stack=True):

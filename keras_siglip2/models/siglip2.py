@@ -201,7 +201,7 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         from keras_siglip2.presets.resolver import locate_preset
 
         located = locate_preset(preset)
-        backbone = load_backbone(located, load_weights=load_weights, dtype=dtype)
+        backbone = load_backbone(SigLIP2Backbone, located, load_weights=load_weights, dtype=dtype)
         preprocessor = load_preprocessor(located, backbone)
         task_file = located.file(cls.TASK_CONFIG_FILE, required=False)
         task = {"locca": False}

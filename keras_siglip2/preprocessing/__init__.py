@@ -1,4 +1,5 @@
-"""Preprocessing: text canonicalisation, tokenizer, image loading and converters."""
+"""Preprocessing: text canonicalisation, tokenizer, image loading and converters
+(and, in `inputs`, the adapters from any collection of raw inputs to single items)."""
 
 from keras_siglip2.preprocessing.image_converter import NaFlexImageConverter
 from keras_siglip2.preprocessing.image_converter import SigLIP2ImageConverter

@@ -121,32 +121,6 @@ def parse_kaggle_handle(handle):
     return parts[:4], version
 
 
-def _kaggle_model_dir(parts):
-    return os.path.join(kaggle_cache_dir(), "models", *parts)
-
-
-def _kaggle_cached_file(parts, version, filename):
-    """Path of `filename` when kagglehub's cache holds it completely, else None.
-
-    kagglehub marks a whole downloaded bundle with `<version>.complete` and a
-    single downloaded file with `.complete/<version>/<file>.complete`.
-    """
-    model_dir = _kaggle_model_dir(parts)
-    path = os.path.join(model_dir, str(version), filename)
-    bundle = os.path.join(model_dir, f"{version}.complete")
-    single = os.path.join(model_dir, ".complete", str(version), f"{filename}.complete")
-    if os.path.isfile(path) and (os.path.exists(bundle) or os.path.exists(single)):
-        return path
-    return None
-
-
-def _kaggle_cached_versions(parts):
-    model_dir = _kaggle_model_dir(parts)
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True)
-
-
 class KaggleFiles:
     """Fetches files of one Kaggle model instance, cache first."""
 
@@ -165,18 +139,9 @@ class KaggleFiles:
     def cache_dir(self):
         return kaggle_cache_dir()
 
-    def _cached(self, filename):
-        versions = [self.version] if self.version is not None else _kaggle_cached_versions(self.parts)
-        for version in versions:
-            path = _kaggle_cached_file(self.parts, version, filename)
-            if path:
-                self.version = version  # pin: later files come from the same version
-                return path
-        return None
-
     def fetch(self, filename):
         filename = safe_relative_path(filename)
-        cached = self._cached(filename)
+        cached = cached_file(self, filename)
         if cached:
             return cached
         reason = probe(kaggle_api_url())
@@ -198,10 +163,8 @@ class KaggleFiles:
                 f"Kaggle download of {self.handle}/{filename} failed: "
                 f"{type(error).__name__}: {message[:300]}"
             ) from error
-        if self.version is None:  # pin the version kagglehub resolved
-            first = os.path.relpath(path, _kaggle_model_dir(self.parts)).split(os.sep)[0]
-            if first.isdigit():
-                self.version = int(first)
+        if self.version is None:
+            cached_file(self, filename)  # pins the version kagglehub resolved
         return path
 
     def download_hint(self):
@@ -270,12 +233,10 @@ class HuggingFaceFiles:
             )
         except ImportError as error:
             raise PresetDownloadError("the `huggingface_hub` package is not installed") from error
-        kwargs = dict(repo_id=self.repo_id, filename=filename, revision=self.revision)
-        cached = huggingface_hub.try_to_load_from_cache(**kwargs)
-        if isinstance(cached, str) and os.path.isfile(cached):
+        cached = cached_file(self, filename)
+        if cached:
             return cached
-        if cached is huggingface_hub._CACHED_NO_EXIST:  # a 404 seen earlier, kept in the cache
-            raise HubFileNotFoundError(f"{self.handle} has no file {filename!r}")
+        kwargs = dict(repo_id=self.repo_id, filename=filename, revision=self.revision)
         try:
             return huggingface_hub.hf_hub_download(**kwargs, local_files_only=True)
         except (LocalEntryNotFoundError, EntryNotFoundError, FileNotFoundError):
@@ -300,3 +261,49 @@ class HuggingFaceFiles:
     def download_hint(self):
         revision = f" --revision {self.revision}" if self.revision else ""
         return f"hf download {self.repo_id}{revision}"
+
+
+# ----------------------------------------------------------------------------
+# The hub libraries' caches.
+
+
+def cached_file(hub, filename):
+    """Path of `filename` when `hub`'s client library has it completely in
+    its cache, else None; no network access.
+
+    An unversioned `KaggleFiles` takes its newest cached version and is
+    pinned to it. Raises `HubFileNotFoundError` when huggingface_hub's cache
+    remembers that the repo has no such file. This is the one place that
+    relies on the libraries' private cache layouts (kagglehub's
+    `models/<handle>/<version>/` folders with their `.complete` markers,
+    huggingface_hub's `_CACHED_NO_EXIST`); if they change, it finds nothing
+    and the file is downloaded.
+    """
+    if isinstance(hub, HuggingFaceFiles):
+        import huggingface_hub
+
+        cached = huggingface_hub.try_to_load_from_cache(
+            repo_id=hub.repo_id, filename=filename, revision=hub.revision
+        )
+        if cached is getattr(huggingface_hub, "_CACHED_NO_EXIST", object()):
+            raise HubFileNotFoundError(f"{hub.handle} has no file {filename!r}")
+        return cached if isinstance(cached, str) and os.path.isfile(cached) else None
+    model_dir = os.path.join(kaggle_cache_dir(), "models", *hub.parts)
+    if hub.version is not None:
+        versions = [hub.version]
+    elif os.path.isdir(model_dir):
+        versions = sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True)
+    else:
+        versions = []
+    for version in versions:
+        # A whole downloaded bundle is marked `<version>.complete`, a single
+        # downloaded file `.complete/<version>/<file>.complete`.
+        path = os.path.join(model_dir, str(version), filename)
+        markers = (
+            os.path.join(model_dir, f"{version}.complete"),
+            os.path.join(model_dir, ".complete", str(version), f"{filename}.complete"),
+        )
+        if os.path.isfile(path) and any(os.path.exists(m) for m in markers):
+            hub.version = version  # later files come from the same version
+            return path
+    return None

@@ -1,13 +1,65 @@
 """Hugging Face transformers layout (`siglip` fixed-res, `siglip2` NaFlex) ↔ ours.
 
-`load_transformers_weights` streams tensors one by one through a
-`get_tensor(name) -> np.ndarray` callable (a safetensors file handle, a torch
-state dict ...), so converting never holds two copies of the model.
+`transformers_preset_config` reads a checkpoint directory's configuration;
+`load_transformers_weights` streams its tensors one by one through a
+`get_tensor(name) -> np.ndarray` callable (a safetensors reader, a torch
+state dict ...), so converting never holds two copies of the model. The
+preset loader (`SigLIP2Backbone.from_preset(dir)`) goes through both.
 """
+
+import json
 
 import numpy as np
 
-from keras_siglip2.presets.weights import assign
+from keras_siglip2.presets.weights import load_entries
+
+# transformers writes only non-default values into config.json files (e.g. an
+# empty-ish vision_config for B/16 at 224), so the class defaults fill the gaps:
+# SiglipTextConfig, SiglipVisionConfig and Siglip2VisionConfig.
+_TRUNK_DEFAULTS = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    hidden_act="gelu_pytorch_tanh",
+    layer_norm_eps=1e-6,
+)
+_DEFAULTS = {
+    "text_config": dict(_TRUNK_DEFAULTS, vocab_size=32000, max_position_embeddings=64),
+    "vision_config": dict(_TRUNK_DEFAULTS, image_size=224, patch_size=16),
+    "siglip2_vision_config": dict(_TRUNK_DEFAULTS, patch_size=16, num_patches=256),
+}
+_TANH_GELUS = ("gelu_pytorch_tanh", "gelu_tanh", "gelu_new")
+
+
+def transformers_preset_config(preset):
+    """Our config for a located transformers checkpoint (`resolver.Preset`).
+
+    `config.json` is completed with the transformers class defaults and
+    checked (tanh GELU, LayerNorm epsilon 1e-6); a NaFlex checkpoint takes
+    its patch budget from `preprocessor_config.json` when it has one.
+    """
+    config = dict(preset.config)
+    for part in ("text_config", "vision_config"):
+        naflex = part == "vision_config" and config.get("model_type") == "siglip2"
+        defaults = _DEFAULTS["siglip2_vision_config" if naflex else part]
+        config[part] = {**defaults, **(config.get(part) or {})}
+    for part in ("vision_config", "text_config"):
+        act, eps = config[part]["hidden_act"], config[part]["layer_norm_eps"]
+        if act not in _TANH_GELUS or abs(eps - 1e-6) > 1e-12:
+            raise ValueError(
+                f"{preset.source}: {part} uses activation {act!r} and LayerNorm epsilon "
+                f"{eps}; SigLIP 2 uses tanh-approximate GELU and 1e-6."
+            )
+    ours = config_from_transformers(config)
+    if ours["vision"]["image_size"] is None:
+        processor = preset.file("preprocessor_config.json", required=False)
+        if processor:
+            with open(processor, encoding="utf-8") as f:
+                max_patches = json.load(f).get("max_num_patches")
+            if isinstance(max_patches, int) and max_patches > 0:
+                ours["vision"]["max_num_patches"] = max_patches
+    return ours
 
 
 def config_from_transformers(hf_config):
@@ -164,13 +216,15 @@ def transformers_weight_map(backbone):
     return entries
 
 
-def load_transformers_weights(backbone, get_tensor, prefix=""):
+def load_transformers_weights(backbone, get_tensor, prefix="", checkpoint="the checkpoint"):
     """Assign every weight of `backbone` from transformers-named tensors.
 
     `get_tensor(name)` returns a NumPy array; `prefix` is prepended to names
     (some checkpoints nest the model, e.g. "model."). Each tensor is fetched,
-    converted and assigned before the next is read.
+    converted and assigned before the next is read (`weights.load_entries`).
     """
-    for variable, name, transform in transformers_weight_map(backbone):
-        array = np.asarray(get_tensor(prefix + name))
-        assign(variable, transform(array) if transform else array, source=prefix + name)
+    entries = [
+        (variable, prefix + name, transform)
+        for variable, name, transform in transformers_weight_map(backbone)
+    ]
+    load_entries(backbone, entries, get_tensor, checkpoint=checkpoint)

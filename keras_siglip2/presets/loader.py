@@ -1,16 +1,20 @@
-"""`load_backbone(preset)`: any supported preset → `SigLIP2Backbone`.
+"""`load_backbone(cls, preset)`: any supported preset → a `cls` backbone.
 
-Weights are streamed into a freshly built model one tensor at a time,
-largest first. When weights are loaded, the model is built with zero
-placeholders instead of random initialisers (every variable is then
-overwritten — checked), which saves the random-init time and memory; on JAX
-the placeholders are shared per shape, so the model's memory grows as the
-tensors arrive. Measured on So400m/14 (4.23 GiB of float32) with JAX, peak
-RSS above the import baseline: big_vision `.npz` ≈ 1.07× the model; the
-keras-hub path ≈ 1.6× (keras-hub's model is loaded in full and freed tensor
-by tensor as ours fills up). See benchmarks/convert_memory.py."""
+`cls` is the class whose `from_preset` was called (`SigLIP2Backbone` or a
+subclass), passed down as keras-hub does, so this package depends on
+`models/` and not the other way round.
 
-import contextlib
+Weights are streamed into the model one tensor at a time, largest first,
+and every variable is assigned (checked). On JAX the model is built without
+values (`weights.build_without_values`: no random initialisation, nothing
+allocated), so its memory grows as the tensors arrive. Measured on
+So400m/14 (4.23 GiB of float32) with JAX, peak RSS above the import
+baseline: big_vision `.npz` 1.16–1.28× the model over three runs (the zero
+placeholders this replaced: 1.20–1.32× on the same machine); the keras-hub
+path ≈ 1.6× (measured with the placeholders: keras-hub's model is loaded in
+full and freed tensor by tensor as ours fills up). See
+benchmarks/convert_memory.py."""
+
 import json
 import os
 import warnings
@@ -24,7 +28,10 @@ from keras_siglip2.presets.big_vision import (
     config_from_big_vision,
     unused_keys,
 )
-from keras_siglip2.presets.huggingface import config_from_transformers, transformers_weight_map
+from keras_siglip2.presets.huggingface import (
+    load_transformers_weights,
+    transformers_preset_config,
+)
 from keras_siglip2.presets.keras_hub_siglip import config_from_keras_hub, keras_hub_weight_map
 from keras_siglip2.presets.resolver import (
     KERAS_SHARDED_WEIGHTS_FILE,
@@ -32,55 +39,19 @@ from keras_siglip2.presets.resolver import (
     locate_preset,
 )
 from keras_siglip2.presets.safetensors_reader import SafetensorsReader
-from keras_siglip2.presets.weights import load_entries
+from keras_siglip2.presets.weights import build_without_values, check_assigned, load_entries
 
 
-class _SharedZeros:
-    """Initializer giving every variable of one shape and dtype the same
-    zero array (JAX arrays are immutable and `assign` rebinds, so sharing is
-    safe there): the placeholder model costs one array per distinct shape."""
-
-    def __init__(self):
-        self._cache = {}
-
-    def __call__(self, shape, dtype=None):
-        key = (tuple(shape), str(dtype))
-        if key not in self._cache:
-            self._cache[key] = keras.ops.zeros(shape, dtype=dtype)
-        return self._cache[key]
+def build_backbone(cls, config, dtype=None):
+    """A `cls` backbone with initial weights from our config dict."""
+    return cls(vision=config["vision"], text=config["text"], dtype=dtype)
 
 
-@contextlib.contextmanager
-def placeholder_initialization():
-    """Within this context, new layer weights start as zero placeholders
-    instead of their random initialisers — shared per shape on JAX, plain
-    zeros elsewhere (TensorFlow copies initial values; torch assigns in
-    place, so sharing would alias). Only for models whose every weight is
-    loaded right after; not thread-safe (patches `keras.layers.Layer.add_weight`)."""
-    original = keras.layers.Layer.add_weight
-    placeholder = _SharedZeros() if keras.backend.backend() == "jax" else "zeros"
-
-    def add_weight(self, *args, **kwargs):
-        if len(args) > 1:
-            args = (args[0], placeholder, *args[2:])
-        else:
-            kwargs["initializer"] = placeholder
-        return original(self, *args, **kwargs)
-
-    keras.layers.Layer.add_weight = add_weight
-    try:
-        yield
-    finally:
-        keras.layers.Layer.add_weight = original
-
-
-def build_backbone(config, dtype=None, placeholders=False):
-    """`SigLIP2Backbone` from our config dict; `placeholders` skips random init."""
-    from keras_siglip2.models.backbone import SigLIP2Backbone
-
-    context = placeholder_initialization() if placeholders else contextlib.nullcontext()
-    with context:
-        return SigLIP2Backbone(vision=config["vision"], text=config["text"], dtype=dtype)
+def _backbone(cls, config, dtype, load_weights):
+    """`build_backbone`, without values when a checkpoint fills it next."""
+    if not load_weights:
+        return build_backbone(cls, config, dtype)
+    return build_without_values(lambda: build_backbone(cls, config, dtype))
 
 
 def _check_alias_architecture(preset, config):
@@ -135,41 +106,45 @@ def _keras_weights_files(preset):
     return index
 
 
-def _load_keras(preset, load_weights, dtype):
-    from keras_hub.models import Backbone
-
-    from keras_siglip2.models.backbone import SigLIP2Backbone
-
-    if load_weights:
-        weights = _keras_weights_files(preset)
-    context = placeholder_initialization() if load_weights else contextlib.nullcontext()
+def _from_keras_preset(backbone_cls, preset, load_weights, dtype=None):
+    """A keras-hub `Backbone` subclass from a Keras preset directory: built by
+    keras-hub's preset machinery (without values when loading weights), its
+    `.weights.h5` read by Keras."""
+    if not load_weights:
+        return backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
+    weights = _keras_weights_files(preset)
+    backbone = build_without_values(
+        lambda: backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
+    )
     try:
-        with context:
-            # keras-hub's own preset machinery reads our format.
-            backbone = Backbone.from_preset(preset.path, load_weights=load_weights, dtype=dtype)
+        backbone.load_weights(weights)
     except (OSError, KeyError) as error:
-        if not load_weights:
-            raise
         raise _wrap_unreadable(weights, error) from error
-    if not isinstance(backbone, SigLIP2Backbone):
-        raise ValueError(f"{preset.source} holds a {type(backbone).__name__}, not a SigLIP2Backbone.")
+    check_assigned(backbone, preset.source)
     return backbone
 
 
-def _load_keras_hub(preset, load_weights, dtype):
+def _load_keras(cls, preset, load_weights, dtype):
+    from keras_hub.models import Backbone
+
+    stored = keras.saving.get_registered_object(preset.config["registered_name"])
+    if not (isinstance(stored, type) and issubclass(stored, cls)):
+        raise ValueError(
+            f"{preset.source} holds a Keras preset of {preset.config['registered_name']!r}, "
+            f"not a {cls.__name__}."
+        )
+    return _from_keras_preset(Backbone, preset, load_weights, dtype)
+
+
+def _load_keras_hub(cls, preset, load_weights, dtype):
     config = config_from_keras_hub(preset.config)
     _check_alias_architecture(preset, config)
+    backbone = _backbone(cls, config, dtype, load_weights)
     if not load_weights:
-        return build_backbone(config, dtype)
+        return backbone
     from keras_hub.models import SigLIPBackbone
 
-    weights = _keras_weights_files(preset)
-    try:
-        with placeholder_initialization():
-            reference = SigLIPBackbone.from_preset(preset.path, load_weights=True)
-    except (OSError, KeyError) as error:
-        raise _wrap_unreadable(weights, error) from error
-    backbone = build_backbone(config, dtype, placeholders=True)
+    reference = _from_keras_preset(SigLIPBackbone, preset, load_weights=True)
     entries, pairs = [], {}
     for i, (ours, theirs, transform) in enumerate(keras_hub_weight_map(backbone, reference)):
         name = f"{theirs.path}#{i}"  # paths repeat across the two towers
@@ -203,78 +178,30 @@ def _free(variable, copy):
         value.delete()
 
 
-# transformers writes only non-default values into config.json files (e.g. an
-# empty-ish vision_config for B/16 at 224), so the class defaults fill the gaps:
-# SiglipTextConfig, SiglipVisionConfig and Siglip2VisionConfig.
-_TRANSFORMERS_TRUNK_DEFAULTS = dict(
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    hidden_act="gelu_pytorch_tanh",
-    layer_norm_eps=1e-6,
-)
-_TRANSFORMERS_DEFAULTS = {
-    "text_config": dict(_TRANSFORMERS_TRUNK_DEFAULTS, vocab_size=32000, max_position_embeddings=64),
-    "vision_config": dict(_TRANSFORMERS_TRUNK_DEFAULTS, image_size=224, patch_size=16),
-    "siglip2_vision_config": dict(_TRANSFORMERS_TRUNK_DEFAULTS, patch_size=16, num_patches=256),
-}
-
-
-def _transformers_config(preset):
-    config = dict(preset.config)
-    for part in ("text_config", "vision_config"):
-        key = "siglip2_vision_config" if (
-            part == "vision_config" and config.get("model_type") == "siglip2"
-        ) else part
-        config[part] = {**_TRANSFORMERS_DEFAULTS[key], **(config.get(part) or {})}
-    for part in ("vision_config", "text_config"):
-        c = config.get(part) or {}
-        act = c.get("hidden_act", "gelu_pytorch_tanh")
-        eps = c.get("layer_norm_eps", 1e-6)
-        if act not in ("gelu_pytorch_tanh", "gelu_tanh", "gelu_new") or abs(eps - 1e-6) > 1e-12:
-            raise ValueError(
-                f"{preset.source}: {part} uses activation {act!r} and LayerNorm epsilon "
-                f"{eps}; SigLIP 2 uses tanh-approximate GELU and 1e-6."
-            )
-    ours = config_from_transformers(config)
-    if ours["vision"]["image_size"] is None:
-        processor = preset.file("preprocessor_config.json", required=False)
-        if processor:
-            with open(processor, encoding="utf-8") as f:
-                max_patches = json.load(f).get("max_num_patches")
-            if isinstance(max_patches, int) and max_patches > 0:
-                ours["vision"]["max_num_patches"] = max_patches
-    return ours
-
-
-def _load_transformers(preset, load_weights, dtype):
-    config = _transformers_config(preset)
+def _load_transformers(cls, preset, load_weights, dtype):
+    config = transformers_preset_config(preset)
     _check_alias_architecture(preset, config)
+    backbone = _backbone(cls, config, dtype, load_weights)
     if not load_weights:
-        return build_backbone(config, dtype)
-    reader = SafetensorsReader(lambda f: preset.file(f), preset.source)
-    backbone = build_backbone(config, dtype, placeholders=True)
-    keys = reader.keys()
-    prefix = "" if "logit_scale" in keys else next(
-        (k[: -len("logit_scale")] for k in keys if k.endswith(".logit_scale")), ""
-    )
-    entries = [
-        (variable, prefix + name, transform)
-        for variable, name, transform in transformers_weight_map(backbone)
-    ]
-    load_entries(backbone, entries, reader.get, checkpoint=preset.source)
-    reader.close()
+        return backbone
+    reader = SafetensorsReader(preset.file, preset.source)
+    try:
+        keys = reader.keys()
+        prefix = "" if "logit_scale" in keys else next(
+            (k[: -len("logit_scale")] for k in keys if k.endswith(".logit_scale")), ""
+        )
+        load_transformers_weights(backbone, reader.get, prefix, checkpoint=preset.source)
+    finally:
+        reader.close()
     return backbone
 
 
-def _load_big_vision(preset, load_weights, dtype):
+def _load_big_vision(cls, preset, load_weights, dtype):
     reader = NpzReader(preset.path)
     try:
-        config = config_from_big_vision(reader)
+        backbone = _backbone(cls, config_from_big_vision(reader), dtype, load_weights)
         if not load_weights:
-            return build_backbone(config, dtype)
-        backbone = build_backbone(config, dtype, placeholders=True)
+            return backbone
         entries = big_vision_weight_map(backbone)
         extra = [k for k in unused_keys(reader, entries) if k.startswith(("params/img/", "params/txt/"))]
         if extra:
@@ -308,10 +235,11 @@ def _is_released_name(preset):
     return True
 
 
-def load_backbone(preset, load_weights=True, dtype=None):
-    """Build a `SigLIP2Backbone` from a preset and (by default) load its weights.
+def load_backbone(cls, preset, load_weights=True, dtype=None):
+    """Build a `cls` backbone from a preset and (by default) load its weights.
 
     Args:
+      cls: `SigLIP2Backbone` or a subclass (the class `from_preset` was called on).
       preset: a released checkpoint name or alias, a `kaggle://` / `hf://`
         handle, a local preset directory (ours, keras-hub SigLIP, Hugging Face
         `siglip`/`siglip2` safetensors), a big_vision `.npz` file, or a
@@ -321,7 +249,6 @@ def load_backbone(preset, load_weights=True, dtype=None):
       dtype: dtype policy of the model (e.g. "bfloat16"); weights are cast.
     """
     if not load_weights and _is_released_name(preset):
-        return build_backbone(configs.checkpoint_config(preset), dtype)
+        return build_backbone(cls, configs.checkpoint_config(preset), dtype)
     located = locate_preset(preset)
-    return _LOADERS[located.format](located, load_weights, dtype)
-
+    return _LOADERS[located.format](cls, located, load_weights, dtype)

@@ -10,7 +10,8 @@ Accepted identifiers:
   preset, or a Hugging Face checkpoint (`config.json` + safetensors);
 * a local big_vision `.npz` file.
 
-Formats: `"keras"` (ours), `"keras_hub"`, `"transformers"`, `"big_vision"`.
+Formats: `"keras"` (ours, or any Keras preset: the loader checks its class),
+`"keras_hub"` (keras-hub SigLIP), `"transformers"`, `"big_vision"`.
 Remote files are fetched lazily through `Preset.file`, cache first.
 """
 
@@ -32,7 +33,6 @@ from keras_siglip2.presets.hubs import (
 )
 from keras_siglip2.presets.keras_hub_siglip import is_keras_hub_siglip
 
-OUR_BACKBONE = "keras_siglip2>SigLIP2Backbone"
 CONFIG_FILE = "config.json"
 KERAS_WEIGHTS_FILE = "model.weights.h5"
 KERAS_SHARDED_WEIGHTS_FILE = "model.weights.json"
@@ -117,23 +117,9 @@ def format_of_config(config, source):
     """Which format a `config.json` belongs to; a clear error if none of ours."""
     if not isinstance(config, dict):
         raise ValueError(f"{source}: config.json does not hold a JSON object.")
-    registered = config.get("registered_name")
-    if registered is not None:
-        if registered == OUR_BACKBONE:
-            return "keras"
-        if is_keras_hub_siglip(config):
-            return "keras_hub"
-        import keras
-
-        cls = keras.saving.get_registered_object(registered)
-        from keras_siglip2.models.backbone import SigLIP2Backbone
-
-        if isinstance(cls, type) and issubclass(cls, SigLIP2Backbone):
-            return "keras"
-        raise ValueError(
-            f"{source} holds a Keras preset of {registered!r}, not a SigLIP 2 / SigLIP "
-            "backbone."
-        )
+    if config.get("registered_name") is not None:
+        # Whether the class fits is checked where it is known: `load_backbone(cls, ...)`.
+        return "keras_hub" if is_keras_hub_siglip(config) else "keras"
     model_type = config.get("model_type")
     if model_type in ("siglip", "siglip2"):
         return "transformers"

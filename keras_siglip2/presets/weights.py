@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import numpy as np
 
 _CHECK_CHUNK_BYTES = 64 * 1024 * 1024
@@ -31,6 +32,37 @@ def assign(variable, array, source):
     variable.assign(array)
 
 
+def build_without_values(build):
+    """The model `build()` makes, with shaped variables but no values yet.
+
+    On JAX it is built under `jax.eval_shape`: no initialiser runs and
+    nothing is allocated, so the model's memory grows only as a checkpoint's
+    tensors are assigned; its variables hold abstract values until then
+    (`check_assigned`). Thread-safe: nothing global changes. TensorFlow and
+    torch assign in place, so there the model is built as usual.
+    """
+    if keras.backend.backend() != "jax":
+        return build()
+    import jax
+
+    built = []
+    jax.eval_shape(lambda: built.append(build()))
+    return built[0]
+
+
+def check_assigned(model, checkpoint="the checkpoint"):
+    """Raise if a variable of a `build_without_values` model has no value."""
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+
+    unset = [v.path for v in model.variables if isinstance(v.value, jax.core.Tracer)]
+    if unset:
+        raise ValueError(
+            f"{checkpoint} gave no value to {len(unset)} model variables, e.g. {unset[:3]}."
+        )
+
+
 def load_entries(backbone, entries, get_tensor, checkpoint="the checkpoint"):
     """Stream checkpoint tensors into `backbone`, one tensor at a time.
 
@@ -39,10 +71,11 @@ def load_entries(backbone, entries, get_tensor, checkpoint="the checkpoint"):
     tensor is read, converted and assigned before the next is read, so
     converting holds one model copy plus one tensor. Every weight of
     `backbone` must be covered: a variable that no entry fills would keep
-    its placeholder value, so that is an error, not a silent default.
+    its initial value (or none, see `build_without_values`), so that is an
+    error, not a silent default.
     """
-    # Largest tensors first: their placeholders (see `loader`) are freed
-    # before the rest of the model fills up. The sort is stable.
+    # Largest tensors first (the sort is stable): a checkpoint whose big
+    # tables do not fit the architecture fails before the rest is read.
     entries = sorted(entries, key=lambda entry: -math.prod(entry[0].shape))
     covered = {id(variable) for variable, _, _ in entries}
     missing = [w.path for w in backbone.weights if id(w) not in covered]
@@ -70,3 +103,4 @@ def load_entries(backbone, entries, get_tensor, checkpoint="the checkpoint"):
                 ) from error
         assign(variable, array, source=name)
         del array
+    check_assigned(backbone, checkpoint)

@@ -7,7 +7,7 @@ from keras_siglip2.data import demo_class_names
 from keras_siglip2.data import demo_vocabulary_path
 from keras_siglip2.data import make_demo_examples
 from keras_siglip2.data import train_demo_vocabulary
-from keras_siglip2.data.demo import LANGUAGES
+from keras_siglip2.data.demo_captions import LANGUAGES
 
 spm = pytest.importorskip("sentencepiece")
 

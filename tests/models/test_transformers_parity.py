@@ -23,8 +23,8 @@ def token_ids(rng, batch, vocabulary_size=1000):
     return ids
 
 
-def test_fixed_resolution_matches_siglip_model(rng):
-    reference, ours = reference_pair(naflex=False)
+def test_fixed_resolution_matches_siglip_model(rng, tmp_path):
+    reference, ours = reference_pair(tmp_path, naflex=False)
     images = rng.uniform(-1, 1, (2, 224, 224, 3)).astype("float32")
     ids = token_ids(rng, 3)
     with torch.no_grad():
@@ -59,8 +59,8 @@ def naflex_batch(rng, grids, num_patches=256):
     return patches, mask, np.array(grids, "int32")
 
 
-def test_naflex_matches_siglip2_model(rng):
-    reference, ours = reference_pair(naflex=True)
+def test_naflex_matches_siglip2_model(rng, tmp_path):
+    reference, ours = reference_pair(tmp_path, naflex=True)
     patches, mask, shapes = naflex_batch(rng, NAFLEX_GRIDS)
     ids = token_ids(rng, 2)
     with torch.no_grad():

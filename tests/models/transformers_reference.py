@@ -1,9 +1,9 @@
-"""Random-weight transformers SigLIP models and the same weights in ours."""
+"""Random-weight transformers SigLIP models and the same weights in ours,
+loaded the way users load them: `save_pretrained` → `from_preset(dir)`."""
 
 import torch
 
 from keras_siglip2 import SigLIP2Backbone
-from keras_siglip2.presets.huggingface import config_from_transformers, load_transformers_weights
 
 B_WIDTHS = dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
 
@@ -23,8 +23,9 @@ def randomize(module, seed=0):
     return module.eval()
 
 
-def reference_pair(naflex, num_layers=2, vocabulary_size=1000, image_size=224, seed=0):
-    """(transformers model, our backbone with its converted weights)."""
+def reference_pair(directory, naflex, num_layers=2, vocabulary_size=1000, image_size=224, seed=0):
+    """(transformers model, our backbone loaded from its `save_pretrained` copy
+    in `directory`)."""
     from transformers import Siglip2Config, Siglip2Model, SiglipConfig, SiglipModel
 
     text = dict(B_WIDTHS, num_hidden_layers=num_layers, vocab_size=vocabulary_size,
@@ -37,7 +38,5 @@ def reference_pair(naflex, num_layers=2, vocabulary_size=1000, image_size=224, s
         config = SiglipConfig(text_config=text, vision_config=dict(vision, image_size=image_size))
         reference = SiglipModel(config)
     randomize(reference, seed)
-    ours = SigLIP2Backbone.from_config(config_from_transformers(config.to_dict()))
-    state = {k: v.detach().numpy() for k, v in reference.state_dict().items()}
-    load_transformers_weights(ours, state.__getitem__)
-    return reference, ours
+    reference.save_pretrained(directory)
+    return reference, SigLIP2Backbone.from_preset(str(directory))

@@ -61,9 +61,9 @@ def test_dtype_is_applied_when_loading(tmp_path):
 
 def test_every_alias_builds_its_architecture_without_network(monkeypatch, no_network):
     built = []
-    def record(config, dtype=None, **_):
+    def record(cls, config, dtype=None):
         built.append(config)
-        return SigLIP2Backbone.from_config(configs.tiny())
+        return cls.from_config(configs.tiny())
 
     monkeypatch.setattr(loader, "build_backbone", record)
     for alias, name in sorted(configs.ALIASES.items()):

@@ -1,9 +1,11 @@
-"""Regenerate the HTML API reference in `docs/api/` from the docstrings (pdoc).
+"""Build the HTML API reference into `docs/api/` from the docstrings (pdoc).
 
-    .venv/bin/python docs/api/build.py            # writes docs/api/index.html, keras_siglip2/…
+    python3 dev.py docs                           # this script in the project's .venv/
+    .venv/bin/python docs/build_api.py            # the same: docs/api/index.html, keras_siglip2/…
     .venv/bin/pdoc keras_siglip2                  # or browse it live on localhost
 
-`docs/api.md` is the hand-written overview that links into these pages.
+The pages are generated, so git ignores them; `docs/api.md` is the
+hand-written overview that points into them.
 """
 
 import os
@@ -11,14 +13,15 @@ import shutil
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "docs" / "api"
 # The package resolves its public names lazily, which pdoc cannot follow, so the
 # modules that define them are listed explicitly.
 MODULES = [
     "keras_siglip2",
     "keras_siglip2.models.siglip2",
     "keras_siglip2.models.inference",
+    "keras_siglip2.preprocessing.inputs",
     "keras_siglip2.models.backbone",
     "keras_siglip2.models.vision_encoder",
     "keras_siglip2.models.text_encoder",
@@ -46,21 +49,16 @@ def main():
     import pdoc
     import pdoc.render
 
-    for old in [HERE / "keras_siglip2", HERE / "keras_siglip2.html", HERE / "index.html",
-                HERE / "search.js"]:
-        if old.is_dir():
-            shutil.rmtree(old)
-        elif old.exists():
-            old.unlink()
+    shutil.rmtree(OUTPUT, ignore_errors=True)  # generated only: nothing else lives there
     pdoc.render.configure(
         docformat="markdown",
         footer_text="keras_siglip2 API reference",
         show_source=False,
         search=True,
     )
-    pdoc.pdoc(*MODULES, output_directory=HERE)
-    pages = sorted(p.relative_to(HERE) for p in HERE.rglob("*.html"))
-    print(f"wrote {len(pages)} pages under {HERE}")
+    pdoc.pdoc(*MODULES, output_directory=OUTPUT)
+    pages = sorted(OUTPUT.rglob("*.html"))
+    print(f"wrote {len(pages)} pages under {OUTPUT}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from keras_siglip2.data import demo
+from keras_siglip2.data import demo_shapes
 from keras_siglip2.data import demo_caption_corpus
 from keras_siglip2.data import demo_class_names
 from keras_siglip2.data import demo_dataset
@@ -80,12 +80,12 @@ def test_masks_match_boxes_exactly(examples):
 
 
 def test_pixels_have_the_named_colour(examples):
-    palette = np.array([demo._COLOUR_RGB[c] for c in demo.COLOURS], np.float32)
+    palette = np.array([demo_shapes._COLOUR_RGB[c] for c in demo_shapes.COLOURS], np.float32)
     for e in examples[:100]:
         for cls in e["region_labels"]:
             pixels = e["image"][e["mask"] == cls + 1].astype(np.float32)
             nearest = np.argmin(((pixels.mean(0) - palette) ** 2).sum(-1))
-            assert nearest == cls // len(demo.SHAPES)
+            assert nearest == cls // len(demo_shapes.SHAPES)
 
 
 def test_variety(examples):
@@ -96,7 +96,8 @@ def test_variety(examples):
     assert ratios.max() > 2.0 and ratios.min() < 0.5
     assert Counter(len(e["region_texts"]) for e in examples).keys() == {1, 2, 3}
     labels = Counter(e["label"] for e in examples)
-    assert len(labels) == demo.NUM_CLASSES and max(labels.values()) < 4 * 300 / demo.NUM_CLASSES
+    num_classes = demo_shapes.NUM_CLASSES
+    assert len(labels) == num_classes and max(labels.values()) < 4 * 300 / num_classes
     # Backgrounds: in plain images (about 1 in 4) most background pixels share one
     # colour (the rest are anti-aliased shape edges); in the others they do not.
     def plain(e):
@@ -109,7 +110,7 @@ def test_variety(examples):
 
 def test_languages_and_region_texts(examples):
     languages = Counter(e["language"] for e in examples)
-    assert set(languages) == set(demo.LANGUAGES)
+    assert set(languages) == set(demo_shapes.LANGUAGES)
     assert 0.45 < languages["en"] / len(examples) < 0.75
     assert any(re.search("[а-я]", e["caption"]) for e in examples)
     assert any(re.search("[\u3040-\u30ff\u4e00-\u9fff]", e["caption"]) for e in examples)
@@ -127,12 +128,13 @@ def test_languages_and_region_texts(examples):
 def test_class_names():
     english = demo_class_names()
     assert len(english) == 36 and len(set(english)) == 36
-    assert english[0] == "red circle" and english[demo.class_id("blue", "star")] == "blue star"
-    assert demo_class_names("de")[demo.class_id("green", "square")] == "grünes quadrat"
-    assert demo_class_names("fr")[demo.class_id("blue", "star")] == "étoile bleue"
-    assert demo_class_names("ru")[demo.class_id("yellow", "ring")] == "жёлтое кольцо"
-    assert demo_class_names("ja")[demo.class_id("red", "circle")] == "赤い円"
-    for language in demo.LANGUAGES:
+    assert english[0] == "red circle"
+    assert english[demo_shapes.class_id("blue", "star")] == "blue star"
+    assert demo_class_names("de")[demo_shapes.class_id("green", "square")] == "grünes quadrat"
+    assert demo_class_names("fr")[demo_shapes.class_id("blue", "star")] == "étoile bleue"
+    assert demo_class_names("ru")[demo_shapes.class_id("yellow", "ring")] == "жёлтое кольцо"
+    assert demo_class_names("ja")[demo_shapes.class_id("red", "circle")] == "赤い円"
+    for language in demo_shapes.LANGUAGES:
         assert len(set(demo_class_names(language))) == 36
 
 

@@ -1,5 +1,7 @@
 """The built-in procedural demo dataset: coloured shapes, multilingual captions.
 
+(The `siglip2 demo` command that trains on it is `keras_siglip2.demo`.)
+
 Nothing is downloaded; every example is a pure function of `(seed, split, index)`, so
 `make_demo_examples(n, seed)[:k] == make_demo_examples(k, seed)`.
 
@@ -27,17 +29,19 @@ Per example (a dict):
     region_labels  int32 (R,): the regions' class ids
 
 Captions come from four templates per language (main object alone; with the
-background; all objects with sizes; "a picture of …"). By default 60% of captions are
-English and the rest are spread evenly over German, French, Russian and Japanese.
+background; all objects with sizes; "a picture of …"; see `demo_captions`). By default
+60% of captions are English and the rest are spread evenly over German, French,
+Russian and Japanese.
 """
 
 import math
 
 import numpy as np
 
+from keras_siglip2.data.demo_captions import LANGUAGES, NUM_TEMPLATES, caption, region_text
+
 SHAPES = ("circle", "square", "triangle", "star", "cross", "ring")
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple")
-LANGUAGES = ("en", "de", "fr", "ru", "ja")
 BACKGROUNDS = ("plain", "gradient", "noise", "stripes")
 SPLITS = ("train", "test", "validation")
 NUM_CLASSES = len(SHAPES) * len(COLOURS)
@@ -51,233 +55,6 @@ _COLOUR_RGB = {
     "blue": (35, 80, 215),
     "purple": (135, 45, 185),
 }
-
-# ---------------------------------------------------------------------------------
-# Word tables. Every caption is lowercase (the SigLIP 2 text pipeline lowercases).
-# ---------------------------------------------------------------------------------
-
-_EN = {
-    "colour": dict(zip(COLOURS, ("red", "orange", "yellow", "green", "blue", "purple"))),
-    "shape": dict(zip(SHAPES, ("circle", "square", "triangle", "star", "cross", "ring"))),
-    "size": {"large": "large", "small": "small"},
-    "background": {
-        "plain": "on a plain background",
-        "gradient": "on a gradient background",
-        "noise": "on a noisy background",
-        "stripes": "on a striped background",
-    },
-}
-
-# German: grammatical gender decides the strong adjective ending after "ein"
-# (nominative: m -er, n -es); after "einem" (dative) every ending is -en.
-_DE = {
-    "colour": dict(zip(COLOURS, ("rot", "orangefarben", "gelb", "grün", "blau", "violett"))),
-    "shape": dict(
-        zip(
-            SHAPES,
-            (("kreis", "m"), ("quadrat", "n"), ("dreieck", "n"), ("stern", "m"),
-             ("kreuz", "n"), ("ring", "m")),
-        )
-    ),
-    "size": {"large": "groß", "small": "klein"},
-    "background": {
-        "plain": "auf einfarbigem hintergrund",
-        "gradient": "auf einem farbverlauf",
-        "noise": "auf verrauschtem hintergrund",
-        "stripes": "auf gestreiftem hintergrund",
-    },
-}
-
-# French: colour after the noun, size before; feminine nouns take feminine forms.
-_FR = {
-    "colour": dict(
-        zip(
-            COLOURS,
-            (("rouge", "rouge"), ("orange", "orange"), ("jaune", "jaune"),
-             ("vert", "verte"), ("bleu", "bleue"), ("violet", "violette")),
-        )
-    ),
-    "shape": dict(
-        zip(
-            SHAPES,
-            (("cercle", "m"), ("carré", "m"), ("triangle", "m"), ("étoile", "f"),
-             ("croix", "f"), ("anneau", "m")),
-        )
-    ),
-    "size": {"large": ("grand", "grande"), "small": ("petit", "petite")},
-    "background": {
-        "plain": "sur un fond uni",
-        "gradient": "sur un fond dégradé",
-        "noise": "sur un fond bruité",
-        "stripes": "sur un fond rayé",
-    },
-}
-
-# Russian: adjectives agree in gender (m, f, n), nominative only.
-_RU = {
-    "colour": dict(
-        zip(
-            COLOURS,
-            (("красный", "красная", "красное"), ("оранжевый", "оранжевая", "оранжевое"),
-             ("жёлтый", "жёлтая", "жёлтое"), ("зелёный", "зелёная", "зелёное"),
-             ("синий", "синяя", "синее"), ("фиолетовый", "фиолетовая", "фиолетовое")),
-        )
-    ),
-    "shape": dict(
-        zip(
-            SHAPES,
-            (("круг", "m"), ("квадрат", "m"), ("треугольник", "m"), ("звезда", "f"),
-             ("крест", "m"), ("кольцо", "n")),
-        )
-    ),
-    "size": {"large": ("большой", "большая", "большое"),
-             "small": ("маленький", "маленькая", "маленькое")},
-    "background": {
-        "plain": "на однотонном фоне",
-        "gradient": "на градиентном фоне",
-        "noise": "на зашумлённом фоне",
-        "stripes": "на полосатом фоне",
-    },
-}
-
-# Japanese: no spaces; adjectives precede nouns; the background phrase comes first.
-_JA = {
-    "colour": dict(zip(COLOURS, ("赤い", "オレンジ色の", "黄色い", "緑の", "青い", "紫の"))),
-    "shape": dict(zip(SHAPES, ("円", "正方形", "三角形", "星", "十字", "リング"))),
-    "size": {"large": "大きな", "small": "小さな"},
-    "background": {
-        "plain": "無地の背景に",
-        "gradient": "グラデーションの背景に",
-        "noise": "ノイズのある背景に",
-        "stripes": "縞模様の背景に",
-    },
-}
-
-_RU_GENDER_INDEX = {"m": 0, "f": 1, "n": 2}
-
-
-def _en_phrase(colour, shape, size=None, article=True):
-    words = ([_EN["size"][size]] if size else []) + [_EN["colour"][colour], _EN["shape"][shape]]
-    text = " ".join(words)
-    if not article:
-        return text
-    return ("an " if text[0] in "aeiou" else "a ") + text
-
-
-def _de_phrase(colour, shape, size=None, case=None):
-    """case None: bare nominative ("roter kreis"); "nom": "ein roter kreis";
-    "dat": "einem roten kreis"."""
-    noun, gender = _DE["shape"][shape]
-    ending = "en" if case == "dat" else ("er" if gender == "m" else "es")
-    adjectives = ([_DE["size"][size]] if size else []) + [_DE["colour"][colour]]
-    words = [a + ending for a in adjectives] + [noun]
-    if case == "nom":
-        words = ["ein"] + words
-    elif case == "dat":
-        words = ["einem"] + words
-    return " ".join(words)
-
-
-def _fr_phrase(colour, shape, size=None, article=True):
-    noun, gender = _FR["shape"][shape]
-    g = 1 if gender == "f" else 0
-    words = ([_FR["size"][size][g]] if size else []) + [noun, _FR["colour"][colour][g]]
-    if article:
-        words = ["une" if g else "un"] + words
-    return " ".join(words)
-
-
-def _ru_phrase(colour, shape, size=None):
-    noun, gender = _RU["shape"][shape]
-    g = _RU_GENDER_INDEX[gender]
-    words = ([_RU["size"][size][g]] if size else []) + [_RU["colour"][colour][g], noun]
-    return " ".join(words)
-
-
-def _ja_phrase(colour, shape, size=None):
-    return (_JA["size"][size] if size else "") + _JA["colour"][colour] + _JA["shape"][shape]
-
-
-def region_text(colour, shape, language="en"):
-    """The bare "colour shape" phrase of a region (and class) in `language`."""
-    if language == "en":
-        return _en_phrase(colour, shape, article=False)
-    if language == "de":
-        return _de_phrase(colour, shape)
-    if language == "fr":
-        return _fr_phrase(colour, shape, article=False)
-    if language == "ru":
-        return _ru_phrase(colour, shape)
-    if language == "ja":
-        return _ja_phrase(colour, shape)
-    raise ValueError(f"Unknown language {language!r}; expected one of {LANGUAGES}.")
-
-
-def _join(items, conjunction):
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + f" {conjunction} " + items[-1]
-
-
-NUM_TEMPLATES = 4
-
-
-def caption(objects, background, language, template):
-    """A caption for `objects` [(colour, shape), …] (main object first).
-
-    Templates: 0 main object alone, 1 main object and background, 2 every object with
-    sizes (when there are several), 3 "a picture of …" every object and the background.
-    """
-    sizes = [None] * len(objects) if len(objects) == 1 else ["large"] + ["small"] * (len(objects) - 1)
-    main = objects[0]
-    everything = [(c, s, z) for (c, s), z in zip(objects, sizes)]
-    if language == "en":
-        bg = _EN["background"][background]
-        listing = _join([_en_phrase(c, s, z) for c, s, z in everything], "and")
-        return (
-            _en_phrase(*main),
-            f"{_en_phrase(*main)} {bg}",
-            listing,
-            f"a picture of {listing} {bg}",
-        )[template]
-    if language == "de":
-        bg = _DE["background"][background]
-        listing = _join([_de_phrase(c, s, z, "nom") for c, s, z in everything], "und")
-        dative = _join([_de_phrase(c, s, z, "dat") for c, s, z in everything], "und")
-        return (
-            _de_phrase(*main, case="nom"),
-            f"{_de_phrase(*main, case='nom')} {bg}",
-            listing,
-            f"ein bild mit {dative} {bg}",
-        )[template]
-    if language == "fr":
-        bg = _FR["background"][background]
-        listing = _join([_fr_phrase(c, s, z) for c, s, z in everything], "et")
-        return (
-            _fr_phrase(*main),
-            f"{_fr_phrase(*main)} {bg}",
-            listing,
-            f"une image avec {listing} {bg}",
-        )[template]
-    if language == "ru":
-        bg = _RU["background"][background]
-        listing = _join([_ru_phrase(c, s, z) for c, s, z in everything], "и")
-        return (
-            _ru_phrase(*main),
-            f"{_ru_phrase(*main)} {bg}",
-            listing,
-            f"на картинке {listing} {bg}",
-        )[template]
-    if language == "ja":
-        bg = _JA["background"][background]
-        listing = "と".join(_ja_phrase(c, s, z) for c, s, z in everything)
-        return (
-            _ja_phrase(*main),
-            f"{bg}{_ja_phrase(*main)}",
-            listing,
-            f"{bg}{listing}の画像",
-        )[template]
-    raise ValueError(f"Unknown language {language!r}; expected one of {LANGUAGES}.")
 
 
 def class_id(colour, shape):
