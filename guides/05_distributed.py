@@ -131,7 +131,7 @@ print("data parallel:  ", losses.round(5),
       "| same as one device:", np.allclose(losses, reference_losses, atol=1e-4))
 with dist.scope():
     print("sigmoid loss chosen by compile(sigmoid_loss='auto'):",
-          ks.distribution.resolve_sigmoid_loss("auto", BATCH))
+          ks.losses.resolve_sigmoid_loss("auto", BATCH))
 kernel = model.backbone.text_encoder.encoder_blocks[0].mlp.fc1.kernel
 print("an MLP kernel:", kernel.shape, "sharding", kernel.value.sharding.spec)
 
@@ -197,7 +197,7 @@ dist = ks.distribution.data_parallel(DEVICES)
 def compiled_loss(kind):
     """The loss and its gradient, jitted with the embeddings split over the devices."""
     def loss(i, t, lt, bb):
-        return ks.distribution.sigmoid_loss(i, t, lt, bb, kind=kind)
+        return ks.losses.global_sigmoid_loss(i, t, lt, bb, kind=kind)
 
     with dist.scope():
         layout = dist.get_data_layout(images.shape)
@@ -222,7 +222,7 @@ for kind in ("dense", "ring"):
 #
 # Weights, gradients and Adam's two moments are float32 (also under
 # `mixed_bfloat16`): 16 bytes per parameter, divided by the number of shards.
-# `ks.distribution.checkpoint_parameters(name)` counts a released
+# `ks.configs.checkpoint_parameters(name)` counts a released
 # architecture with its LocCa decoder;
 # `training_state_bytes_per_device(parameters, num_shards)` does the
 # arithmetic. Activations come on top and scale with the per-device batch.
@@ -233,9 +233,9 @@ rows = []
 print(f"{'model':10s} {'training params':>16s} {'data_parallel':>14s} "
       f"{'model_parallel(2)':>18s} {'fully_sharded':>14s}   (8 devices, GiB each)")
 for name in ("b16", "l16", "so400m", "g16"):
-    parameters = ks.distribution.checkpoint_parameters(name)
-    replicated = ks.distribution.training_state_bytes_per_device(parameters, num_shards=1) / GiB
-    sharded = ks.distribution.training_state_bytes_per_device(parameters, num_shards=8) / GiB
+    parameters = ks.configs.checkpoint_parameters(name)
+    replicated = ks.configs.training_state_bytes_per_device(parameters, num_shards=1) / GiB
+    sharded = ks.configs.training_state_bytes_per_device(parameters, num_shards=8) / GiB
     print(f"{name:10s} {parameters:16,d} {replicated:14.1f} {sharded:18.1f} {sharded:14.1f}")
 
 # %% [markdown]

@@ -18,8 +18,8 @@ _EXPORTS = {
 }
 # `demo` is the `siglip2 demo` command; the demo dataset it trains on is in `data`.
 _SUBMODULES = (
-    "callbacks", "configs", "data", "demo", "distribution", "evaluation", "export", "losses",
-    "preprocessing", "presets", "training", "visualize",
+    "callbacks", "configs", "data", "demo", "distribution", "evaluation", "export", "flop_model",
+    "losses", "preprocessing", "presets", "training", "visualize",
 )
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)

@@ -4,8 +4,9 @@ Matrix products only (2 FLOPs per multiply-add), the convention of model FLOPs
 utilisation (MFU): elementwise work (LayerNorm, GELU, softmax, the optimiser)
 is left out, and a step's MFU is `training_step_flops(...)["total"] / seconds
 / peak`. A trained part costs 3× its forward pass (the forward, then the
-gradients with respect to activations and to weights); the EMA teacher runs
-forward only; rematerialisation adds the recomputed forward work.
+gradients with respect to activations and to weights), the patch embedding
+2× (pixels need no gradient); the EMA teacher runs forward only;
+rematerialisation adds the recomputed forward work.
 
 Components of a training step (`training_step_flops`):
 
@@ -26,6 +27,7 @@ Components of a training step (`training_step_flops`):
 import math
 
 TRAINED = 3  # forward + two backward products per forward product
+INPUT_LAYER = 2  # forward + weight gradient: nothing before it needs a gradient
 PATCH_CHANNELS = 3
 LOCCA_TASKS = 3
 
@@ -51,14 +53,21 @@ def map_head_flops(tokens, width, mlp):
     return encoder_layer_flops(1, width, mlp, key_tokens=tokens)
 
 
+def patch_embedding_flops(vision, num_patches):
+    """Forward FLOPs of the patch embedding (and the NaFlex position-table
+    resize) for one image."""
+    flops = 2 * num_patches * vision["patch_size"] ** 2 * PATCH_CHANNELS * vision["hidden_dim"]
+    if vision.get("image_size") is None:
+        flops += 2 * num_patches * vision["position_grid_size"] ** 2 * vision["hidden_dim"]
+    return flops
+
+
 def image_tower_flops(vision, num_patches, pooled=True, embed=True):
     """Forward FLOPs of the image tower on one image of `num_patches` patches."""
     width, mlp = vision["hidden_dim"], vision["intermediate_dim"]
     flops = vision["num_layers"] * encoder_layer_flops(num_patches, width, mlp)
     if embed:
-        flops += 2 * num_patches * vision["patch_size"] ** 2 * PATCH_CHANNELS * width
-        if vision.get("image_size") is None:  # the NaFlex position-table resize
-            flops += 2 * num_patches * vision["position_grid_size"] ** 2 * width
+        flops += patch_embedding_flops(vision, num_patches)
     if pooled:
         flops += map_head_flops(num_patches, width, mlp)
     return flops
@@ -137,8 +146,9 @@ def training_step_flops(
     length = text["sequence_length"]
 
     # Forward FLOPs of the parts that train, and of their blocks (for remat).
+    embedding = batch_size * patch_embedding_flops(vision, num_patches)
     trained = {
-        "image_tower": batch_size * image_tower_flops(vision, num_patches),
+        "image_tower": batch_size * image_tower_flops(vision, num_patches, embed=False),
         "text_tower": batch_size * text_tower_flops(text),
         "sigmoid_loss": 2 * batch_size * batch_size * width,
     }
@@ -176,12 +186,13 @@ def training_step_flops(
         )
         local_blocks = vision["num_layers"] * encoder_layer_flops(local_tokens, width, mlp)
         trained["local_views"] = batch_size * views * (
-            local_blocks
-            + 2 * local_tokens * vision["patch_size"] ** 2 * PATCH_CHANNELS * width
-            + map_head_flops(local_tokens, width, mlp)
+            local_blocks + map_head_flops(local_tokens, width, mlp)
+        )
+        local_embedding = batch_size * views * (
+            2 * local_tokens * vision["patch_size"] ** 2 * PATCH_CHANNELS * width
         )
         masked_blocks = vision["num_layers"] * encoder_layer_flops(num_patches, width, mlp)
-        trained["masked_view"] = batch_size * image_tower_flops(vision, num_patches, pooled=False)
+        trained["masked_view"] = batch_size * masked_blocks
         trained["heads"] = batch_size * (views * global_head + masked * patch_head)
         blocks += batch_size * (views * local_blocks + masked_blocks)
         mlp_hidden += batch_size * vision["num_layers"] * (
@@ -189,6 +200,10 @@ def training_step_flops(
             + _mlp_hidden_flops(num_patches, width, mlp)
         )
     flops = {name: TRAINED * value for name, value in trained.items()}
+    flops["image_tower"] += INPUT_LAYER * embedding
+    if self_supervised:
+        flops["local_views"] += INPUT_LAYER * local_embedding
+        flops["masked_view"] += INPUT_LAYER * embedding
     if locca:
         flops["vocabulary"] = (TRAINED + 1) * vocabulary_forward
     flops.update(forward_only)

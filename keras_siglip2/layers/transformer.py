@@ -36,23 +36,30 @@ class RematerialisedBlock(keras.layers.Layer):
     def mlp_residual(self, x):
         """`x + MLP(LN(x))` for `(..., D)`."""
         if self.remat == "mlp":
-            return x + keras.remat(self.mlp)(self.mlp_norm(x))
+            # A lambda, not the layer itself: JAX does not differentiate the
+            # weights of a Keras layer handed to `jax.checkpoint` directly.
+            return x + keras.remat(lambda normed: self.mlp(normed))(self.mlp_norm(x))
         return x + self.mlp(self.mlp_norm(x))
 
     def rematerialised(self, forward, *tensors):
         """`forward(*tensors)`, recomputed in the backward pass when `remat ==
-        "block"`. `tensors` may hold None (passed through as None)."""
+        "block"`. Only floating tensors become arguments of the recomputed
+        function; masks and None are captured (TF's `recompute_grad`
+        differentiates every argument, and bool tensors have no gradient)."""
         if self.remat != "block":
             return forward(*tensors)
-        present = [i for i, t in enumerate(tensors) if t is not None]
+        floating = [
+            i for i, t in enumerate(tensors)
+            if t is not None and "float" in keras.backend.standardize_dtype(t.dtype)
+        ]
 
         def call(*given):
             arguments = list(tensors)
-            for index, tensor in zip(present, given):
+            for index, tensor in zip(floating, given):
                 arguments[index] = tensor
             return forward(*arguments)
 
-        return keras.remat(call)(*[tensors[i] for i in present])
+        return keras.remat(call)(*[tensors[i] for i in floating])
 
     def get_config(self):
         return {

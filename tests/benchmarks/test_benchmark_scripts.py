@@ -53,3 +53,33 @@ def test_naflex_preprocessing_table(capsys):
     out = capsys.readouterr().out
     assert "Same spatial shapes as transformers: True" in out
     assert "| ours tf.data |" in out and "| transformers (PIL) |" in out
+
+
+def test_step_memory_smoke(capsys):
+    """Residuals shrink with each remat mode; the table has every row."""
+    import step_memory
+
+    rows = step_memory.main(["--smoke", "--recipes", "sigmoid", "full"])
+    residuals = {(r["recipe"], r["remat"]): r["residuals"]["total"] for r in rows}
+    for recipe in ("sigmoid", "full"):
+        assert residuals[(recipe, "none")] > residuals[(recipe, "mlp")] > residuals[(recipe, "block")]
+    assert residuals[("full", "none")] > residuals[("sigmoid", "none")]
+    full = next(r for r in rows if r["recipe"] == "full" and r["remat"] == "none")
+    assert full["residuals"]["self-supervised"] > 0 and full["residuals"]["decoder"] > 0
+    out = capsys.readouterr().out
+    assert "| full | block |" in out and "| local_views |" in out
+
+
+def test_gpu_benchmark_smoke(capsys):
+    """Each contestant in its own process, on CPU at toy sizes."""
+    import gpu
+
+    rows = gpu.main(["--smoke", "--rows", "train-b16", "train-full", "--remat", "none"])
+    assert [(r["row"], r["contestant"]) for r in rows] == [
+        ("train-b16", "ours"), ("train-b16", "transformers"), ("train-full", "ours remat=none"),
+    ]
+    for row in rows:
+        assert "error" not in row, row
+        assert row["seconds"] > 0 and row["tflop"] > 0 and row["mfu_measured"] > 0
+    assert rows[0]["speed"] > 0 and rows[1]["speed"] == 1.0
+    assert "| train-full | ours remat=none |" in capsys.readouterr().out

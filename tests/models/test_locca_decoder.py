@@ -78,3 +78,26 @@ def test_coordinate_tokens_start_ordered():
     assert np.linalg.norm(table[50:], axis=-1).mean() == pytest.approx(
         np.linalg.norm(table[:50], axis=-1).mean(), rel=0.2
     )
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_sequences_sharing_an_image_equal_separate_calls(with_mask):
+    """`(B, K, T)` token ids (the three training tasks, which share each
+    image's keys and values) give what K separate `(B, T)` calls give, with
+    their own task ids and parallel flags."""
+    rng = np.random.default_rng(1)
+    decoder = _decoder(True)
+    tokens = rng.integers(0, 58, (2, 3, 6)).astype("int32")
+    memory = rng.normal(size=(2, 4, 12)).astype("float32")
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool) if with_mask else None
+    positions = patch_centres(4, np.array([[2, 2], [1, 2]]))
+    tasks = np.tile(np.arange(3, dtype="int32"), (2, 1))
+    parallel = np.array([[True, False, False], [False, False, False]])
+    together = ops.convert_to_numpy(
+        decoder(tokens, memory, mask, tasks, parallel, image_positions=positions)
+    )
+    assert together.shape == (2, 3, 6, 16)
+    for k in range(3):
+        alone = decoder(tokens[:, k], memory, mask, tasks[:, k], parallel[:, k],
+                        image_positions=positions)
+        np.testing.assert_allclose(together[:, k], ops.convert_to_numpy(alone), atol=1e-5)

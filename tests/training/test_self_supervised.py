@@ -187,3 +187,21 @@ def test_switch_on_fraction_needs_total_steps():
 def test_unknown_self_supervised_setting():
     with pytest.raises(ValueError, match="num_prototype"):
         tiny_model(self_supervised={"num_prototype": 10}, seed=None)
+
+
+@pytest.mark.backends
+def test_masked_positions_gather_every_masked_patch():
+    from keras_siglip2.models.self_supervised import masked_positions, take_positions
+
+    drop = np.zeros((3, 10), bool)
+    drop[0, [1, 4, 7, 9]] = True  # 4 = ⌊0.5 · 8⌋ of 8 real patches
+    drop[1, [0, 2]] = True  # fewer: padded with weight-0 filler
+    index, weights = masked_positions(drop, 0.5)
+    index, weights = _numpy(index), _numpy(weights)
+    assert index.shape == weights.shape == (3, 5)
+    for row in range(3):
+        chosen = set(index[row][weights[row] == 1])
+        assert chosen == set(np.flatnonzero(drop[row])), row
+    tokens = np.arange(3 * 10 * 2, dtype="float32").reshape(3, 10, 2)
+    gathered = _numpy(take_positions(tokens, index))
+    np.testing.assert_array_equal(gathered, tokens[np.arange(3)[:, None], index])
