@@ -100,31 +100,29 @@ def keras_widths(depth):
                 intermediate_dim=WIDTHS["mlp"])
 
 
-def encoder_flops(tokens, depth, kv_tokens=None):
-    """Matmul FLOPs of one forward pass of `depth` pre-LN blocks over `tokens`
-    tokens per sequence (per sequence): projections, MLP and attention
-    scores/values (`kv_tokens` keys, default all tokens)."""
-    width, mlp = WIDTHS["width"], WIDTHS["mlp"]
-    kv_tokens = tokens if kv_tokens is None else kv_tokens
-    projections = 2 * tokens * (4 * width * width + 2 * width * mlp)
-    attention = 2 * 2 * tokens * kv_tokens * width
-    return depth * (projections + attention)
+def _tower(depth, **extra):
+    """`WIDTHS` as a tower config of `keras_siglip2.flop_model`."""
+    return dict(hidden_dim=WIDTHS["width"], intermediate_dim=WIDTHS["mlp"], num_layers=depth,
+                **extra)
 
 
 def vision_flops(patches, depth, patch_size=16, valid=None):
-    """Forward matmul FLOPs of an image tower for one image: patch embedding,
-    blocks, MAP head (probe attention + MLP). `valid`: real patches (NaFlex
-    padding excluded, the useful work), default all."""
-    width, mlp = WIDTHS["width"], WIDTHS["mlp"]
-    valid = patches if valid is None else valid
-    embed = 2 * valid * patch_size * patch_size * 3 * width
-    map_head = 2 * valid * 2 * width * width + 2 * 2 * valid * width + 2 * 2 * width * mlp
-    return embed + encoder_flops(valid, depth) + map_head
+    """Forward matmul FLOPs of a fixed-resolution image tower for one image
+    (`keras_siglip2.flop_model`). `valid`: real patches (NaFlex padding
+    excluded, the useful work), default all."""
+    from keras_siglip2 import flop_model
+
+    # Any image_size marks a fixed-resolution tower (no NaFlex position resize).
+    vision = _tower(depth, patch_size=patch_size, image_size=patch_size)
+    return flop_model.image_tower_flops(vision, patches if valid is None else valid)
 
 
 def text_flops(depth, length=TEXT_LENGTH):
     """Forward matmul FLOPs of a text tower for one text (blocks and head)."""
-    return encoder_flops(length, depth) + 2 * WIDTHS["width"] ** 2
+    from keras_siglip2 import flop_model
+
+    text = _tower(depth, sequence_length=length, projection_dim=WIDTHS["width"])
+    return flop_model.text_tower_flops(text)
 
 
 def contest_rows(results, batch):

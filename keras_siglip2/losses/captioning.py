@@ -30,7 +30,7 @@ Computation is float32 whatever the input dtype.
 import keras
 from keras import ops
 
-from keras_siglip2.losses.chunking import static_fori_loop
+from keras_siglip2.losses.chunking import chunk_layout, static_fori_loop
 
 
 def _prepare(hidden_states, output_embeddings, output_bias, targets, weights):
@@ -128,12 +128,7 @@ def chunked_cross_entropy_sums(
             "chunked_cross_entropy needs static shapes, got "
             f"hidden_states.shape={tuple(hidden_states.shape)}."
         )
-    chunk_size = int(chunk_size)
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
-    chunk_size = min(chunk_size, num_tokens)
-    num_chunks = -(-num_tokens // chunk_size)
-    padding = num_chunks * chunk_size - num_tokens
+    chunk_size, num_chunks, padding = chunk_layout(num_tokens, chunk_size)
 
     # Stable compaction: weighted tokens first, then the others, each in order.
     scored = ops.cast(ops.any(weights > 0, axis=-1), "int32")

@@ -29,3 +29,14 @@ def static_fori_loop(num_iterations, body, init):
             maximum_iterations=num_iterations,
         )[1]
     return ops.fori_loop(0, num_iterations, body, init)
+
+
+def chunk_layout(length, chunk_size):
+    """`length` items cut into chunks of at most `chunk_size` (a positive int) →
+    `(chunk size, number of chunks, padding that fills the last chunk)`."""
+    chunk_size = int(chunk_size)
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
+    chunk_size = min(chunk_size, length)
+    num_chunks = -(-length // chunk_size)
+    return chunk_size, num_chunks, num_chunks * chunk_size - length

@@ -23,7 +23,7 @@ stable log-sigmoid of each backend.
 import keras
 from keras import ops
 
-from keras_siglip2.losses.chunking import static_fori_loop
+from keras_siglip2.losses.chunking import chunk_layout, static_fori_loop
 
 
 def _as_float32(*tensors):
@@ -185,12 +185,7 @@ def sigmoid_nll_sum(
             "The chunked sigmoid loss needs a static batch size and width, got "
             f"text_embeddings.shape={text_embeddings.shape}."
         )
-    chunk_size = int(chunk_size)
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}.")
-
-    num_chunks = -(-batch // chunk_size)
-    padding = num_chunks * chunk_size - batch
+    chunk_size, num_chunks, padding = chunk_layout(batch, chunk_size)
 
     def block(image, text, temperature, offset_bias, first_column, first_image):
         return _block_nll_sum(
