@@ -240,16 +240,15 @@ def compile_train_step(model, batch_size):
 
 
 def _loss_function(model):
-    """`loss(trainable_values, batch)`: the scaled loss Keras' JAX step differentiates."""
-    model.optimizer.build(model.trainable_variables)
+    """`loss(trainable_values, batch)`: the loss Keras' JAX step differentiates
+    (no loss scaling: the optimiser's variables are not needed)."""
     non_trainable = [v.value for v in model.non_trainable_variables]
     metrics = [v.value for v in model.metrics_variables]
-    optimizer = [v.value for v in model.optimizer.variables]
 
     def loss(trainable, batch):
         return model.compute_loss_and_updates(
             trainable, non_trainable, metrics, batch, None, None, training=True,
-            optimizer_variables=optimizer,
+            optimizer_variables=[],
         )[0]
 
     return loss
@@ -308,11 +307,12 @@ def residuals(model, batch_size):
 
 
 def state_bytes(model):
-    """Bytes of the step's state (weights, optimizer moments, metrics) plus one
-    float32 gradient per trainable weight."""
+    """Bytes of the step's state by arithmetic (nothing is allocated): the
+    weights, Adam's two moments and one gradient per trainable weight (all in
+    the weights' dtype, float32 under `mixed_bfloat16`), and the metrics."""
     import math
 
-    model.optimizer.build(model.trainable_variables)
-    variables = [*model.variables, *model.optimizer.variables, *model.metrics_variables]
     size = lambda v: math.prod(v.shape) * v.value.dtype.itemsize  # noqa: E731
-    return sum(size(v) for v in variables) + sum(size(v) for v in model.trainable_variables)
+    trainable = sum(size(v) for v in model.trainable_variables)
+    other = sum(size(v) for v in [*model.non_trainable_variables, *model.metrics_variables])
+    return 4 * trainable + other
