@@ -53,10 +53,10 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
 
     `remat`: rematerialise the transformer blocks of both towers and the
     decoder in training, trading compute for activation memory: None (keep
-    everything), "mlp" (recompute each MLP's hidden layer: about half the
-    stored activations for ~11% more block compute) or "block" (keep only
-    each block's input, recompute the block: about 1/16 of the activations
-    for ~33% more). See `layers/transformer.py` and docs/design-notes.md.
+    everything), "mlp" (recompute each MLP's hidden layer) or "block" (keep
+    only each block's input). For the five-loss B/16@224 step: what autodiff
+    keeps falls to 54% ("mlp") or 6% ("block") for 9% or 28% more FLOPs
+    (`benchmarks/RESULTS.md` §8). Not with self-supervision on TensorFlow.
     """
 
     def __init__(
