@@ -44,6 +44,9 @@ def training_batches(
             `patch_drop_mask (B, N)` (default: whether the model has
             self-distillation; sizes from `model.self_supervised`).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
+    _check_not_empty(raw)
     locca = model.locca if locca is None else locca
     if self_supervised is None:
         self_supervised = model.self_supervised is not None
@@ -64,6 +67,18 @@ def training_batches(
             batch_size, drop_remainder=True
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _check_not_empty(raw):
+    """Reads the first example, so a source whose every image was skipped (or
+    that holds nothing) fails now, not as a `StopIteration` deep in `fit`."""
+    for _ in raw.take(1):
+        return
+    raise ValueError(
+        "The training data holds no usable example: it is empty, or every image was "
+        "skipped as missing or undecodable (see the warnings above, one per image). "
+        "Check the image paths, which are relative to the data file."
+    )
 
 
 def _sequence_lengths(model, max_num_patches):
