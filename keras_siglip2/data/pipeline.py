@@ -89,9 +89,15 @@ def _sequence_lengths(model, max_num_patches):
         return [None]
     if max_num_patches is None:
         return [converter.max_num_patches]
-    if isinstance(max_num_patches, int):
-        return [max_num_patches]
-    return [int(n) for n in max_num_patches]
+    lengths = [max_num_patches] if isinstance(max_num_patches, int) else max_num_patches
+    if not isinstance(lengths, (list, tuple)) or not lengths or any(
+        isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths
+    ):
+        raise ValueError(
+            "`max_num_patches` must be a positive int or a non-empty list of them; got "
+            f"{max_num_patches!r}."
+        )
+    return list(lengths)
 
 
 def _example_converter(model, seed, lengths, locca, parallel_fraction, self_supervised):
