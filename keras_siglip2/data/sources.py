@@ -195,12 +195,25 @@ def from_arrays(images, captions, regions=None):
     return from_records(records)
 
 
-def from_jsonl(path, skipped=None):
-    """JSON lines: `{"image": "relative/or/absolute/path", "caption": "...",
-    "regions": [{"box": [ymin, xmin, ymax, xmax], "text": "..."}]}`."""
+def read_records(path):
+    """A `.jsonl` or `.csv` file → (records, labels `"path:line"`); a line that
+    is not valid JSON (or a CSV `regions` cell that is not) is an error naming
+    it. Records are not checked further here (see `from_records`)."""
     path = Path(path)
     records, labels = [], []
-    with open(path, encoding="utf-8") as f:
+    with open(path, newline="" if path.suffix.lower() == ".csv" else None, encoding="utf-8") as f:
+        if path.suffix.lower() == ".csv":
+            reader = csv.DictReader(f)
+            for row in reader:
+                label = f"{path}:{reader.line_num}"
+                if row.get("regions"):
+                    try:
+                        row["regions"] = json.loads(row["regions"])
+                    except json.JSONDecodeError as error:
+                        raise ValueError(f"{label}: 'regions' is not valid JSON: {error}") from None
+                records.append(row)
+                labels.append(label)
+            return records, labels
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -209,25 +222,20 @@ def from_jsonl(path, skipped=None):
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{number} is not valid JSON: {error}") from None
             labels.append(f"{path}:{number}")
-    return from_records(records, base_dir=path.parent, skipped=skipped, labels=labels)
+    return records, labels
+
+
+def from_jsonl(path, skipped=None):
+    """JSON lines: `{"image": "relative/or/absolute/path", "caption": "...",
+    "regions": [{"box": [ymin, xmin, ymax, xmax], "text": "..."}]}`."""
+    records, labels = read_records(path)
+    return from_records(records, base_dir=Path(path).parent, skipped=skipped, labels=labels)
 
 
 def from_csv(path, skipped=None):
     """CSV with columns `image`, `caption` and optional `regions` (a JSON list)."""
-    path = Path(path)
-    records, labels = [], []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            label = f"{path}:{reader.line_num}"
-            if row.get("regions"):
-                try:
-                    row["regions"] = json.loads(row["regions"])
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{label}: 'regions' is not valid JSON: {error}") from None
-            records.append(row)
-            labels.append(label)
-    return from_records(records, base_dir=path.parent, skipped=skipped, labels=labels)
+    records, labels = read_records(path)
+    return from_records(records, base_dir=Path(path).parent, skipped=skipped, labels=labels)
 
 
 def from_directory(directory, skipped=None):

@@ -298,6 +298,14 @@ def load_backbone(cls, preset, load_weights=True, dtype=None):
         released name this needs no network access at all.
       dtype: dtype policy of the model (e.g. "bfloat16"); weights are cast.
     """
+    if dtype is not None:
+        try:
+            keras.dtype_policies.get(dtype)
+        except ValueError as error:
+            raise ValueError(
+                f"`dtype` must be a dtype policy such as 'float32', 'bfloat16' or "
+                f"'mixed_bfloat16'; got {dtype!r} ({error})"
+            ) from None
     if not load_weights and _is_released_name(preset):
         return build_backbone(cls, configs.checkpoint_config(preset), dtype)
     located = locate_preset(preset)
