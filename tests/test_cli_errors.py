@@ -141,20 +141,20 @@ def test_the_real_command_fails_in_time_through_a_stalled_proxy(stalled_proxy, t
     }
     for name in ("no_proxy", "NO_PROXY"):
         environment.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_siglip2.cli", "zero-shot", str(tmp_path), "--labels", "a",
-         "--preset", "hf://google/siglip2-base-patch16-224"],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=300,
-    )
+
+    def zero_shot():
+        return subprocess.run(
+            [sys.executable, "-m", "keras_siglip2.cli", "zero-shot", str(tmp_path), "--labels",
+             "a", "--preset", "hf://google/siglip2-base-patch16-224"],
+            cwd=REPO, env=environment, capture_output=True, text=True, timeout=300,
+        )
+
+    done = zero_shot()
     assert done.returncode == 1, done.stderr
     # The folder has no images: bad input is found before anything is fetched.
     assert_one_error_line(done.stderr, "No images in the folder")
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "0.png")
-    done = subprocess.run(
-        [sys.executable, "-m", "keras_siglip2.cli", "zero-shot", str(tmp_path), "--labels", "a",
-         "--preset", "hf://google/siglip2-base-patch16-224"],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=300,
-    )
+    done = zero_shot()
     assert done.returncode == 1, done.stderr
     assert_one_error_line(done.stderr, "error: Could not fetch the SigLIP 2 preset 'hf://")
     assert "no answer from 127.0.0.1" in done.stderr and "through the proxy" in done.stderr

@@ -124,6 +124,8 @@ def probe(url, timeout=None):
             with socket.create_connection((host, port), timeout=timeout) as sock:
                 _await_answer(sock, parsed, proxy)
             outcome["ok"] = True
+        except TimeoutError:  # the same as no answer by the deadline
+            pass
         except Exception as error:  # any failure means "not reachable"
             outcome["error"] = f"{type(error).__name__}: {error}"
 
@@ -134,7 +136,7 @@ def probe(url, timeout=None):
         return None
     via = f" (through the proxy {host}:{port})" if proxy else ""
     reason = outcome.get("error", f"no answer from {host}:{port} within {timeout:g} s") + via
-    if "error" not in outcome or "timed out" in reason:
+    if "error" not in outcome:
         reason += f"; set ${HUB_TIMEOUT_VARIABLE} to wait longer"
     _recent_failures[(host, port)] = (time.monotonic(), reason)
     return reason
