@@ -398,7 +398,7 @@ def main(argv=None):
         _run(args)
     except KeyboardInterrupt as interrupt:  # `callbacks.TrainingInterrupted` says where
         number = getattr(interrupt, "signal", signal.SIGINT)
-        print(f"\n{interrupt or 'interrupted.'}", file=sys.stderr)
+        print(f"\n{str(interrupt) or 'interrupted.'}", file=sys.stderr)
         return 128 + number
     except Exception as error:  # every failure: one line, no traceback
         print(_error_lines(error), file=sys.stderr)

@@ -103,6 +103,17 @@ def test_unexpected_errors_name_their_type(monkeypatch, capsys):
     assert_one_error_line(capsys.readouterr().err, "error: KeyError: 'presets'")
 
 
+def test_ctrl_c_outside_training_exits_130(monkeypatch, capsys):
+    from keras_siglip2 import configs
+
+    def interrupted(verbose):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(configs, "list_presets", interrupted)
+    assert cli.main(["presets"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted."
+
+
 @pytest.fixture
 def stalled_proxy(stalled_server, monkeypatch):
     from keras_siglip2.presets import hubs

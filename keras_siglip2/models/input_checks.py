@@ -69,30 +69,35 @@ class ChecksBatches:
                 failures.append(error)
                 raise
 
-        variables = self._loop_variables()
-        values = [variable.value for variable in variables]
+        snapshot = _jax_snapshot(self)
         try:
             return method(checked_batches(x, check), *args, **kwargs)
         except BaseException:
-            _restore_purged(self, variables, values)
+            if snapshot:
+                _restore_purged(self, *snapshot)
             if failures:  # `tf.data` re-raises a failed check as its own error
                 raise failures[0] from None
             raise
 
-    def _loop_variables(self):
-        optimizer = getattr(self, "optimizer", None)
-        return [*self.variables, *getattr(optimizer, "variables", []), *self.metrics_variables]
+
+def _jax_snapshot(model):
+    """On JAX, the model's, optimizer's and metrics' variables and their current
+    values (references, no copies), for `_restore_purged`; else None."""
+    if keras.backend.backend() != "jax":
+        return None
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.variables, *getattr(optimizer, "variables", []), *model.metrics_variables]
+    return variables, [variable.value for variable in variables]
 
 
 def _restore_purged(model, variables, values):
     """Give back their values to variables that Keras' JAX loops detached
     (`_purge_model_variables`) and left detached because the loop failed:
-    the last state the loop reached, else the values from before it."""
-    if keras.backend.backend() != "jax":
-        return
+    the last state the loop reached, else the values from before it (unless
+    a compiled step consumed them)."""
     model.jax_state_sync()
     for variable, value in zip(variables, values):
-        if variable._value is None:
+        if variable._value is None and not value.is_deleted():
             variable.assign(value)
 
 

@@ -73,6 +73,7 @@ BROKEN = [
 ]
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("breaks, message", [c[1:] for c in BROKEN], ids=[c[0] for c in BROKEN])
 def test_broken_presets_name_the_file_and_the_remedy(saved, breaks, message, tmp_path):
     broken = tmp_path / "broken"
@@ -82,6 +83,7 @@ def test_broken_presets_name_the_file_and_the_remedy(saved, breaks, message, tmp
         SigLIP2.from_preset(broken)
 
 
+@pytest.mark.backends
 def test_the_intact_preset_loads(saved):
     model = SigLIP2.from_preset(saved)
     assert model.locca and model.backbone.naflex
@@ -94,6 +96,7 @@ def test_corrupt_tokenizer_of_a_hugging_face_checkpoint(tmp_path):
         SigLIP2.from_preset(str(tmp_path))
 
 
+@pytest.mark.backends
 def test_bfloat16_weights_are_checked_for_nan(tmp_path):
     from keras_siglip2 import configs
 
