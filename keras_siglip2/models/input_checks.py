@@ -6,26 +6,29 @@ calls, and in Keras' loops (`fit`, `evaluate`, `predict`, `*_on_batch`),
 where `ChecksBatches` checks every batch before the compiled step sees it.
 """
 
+import sys
+
 import keras
 import numpy as np
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 
 def concrete_value(x):
-    """`x` as a NumPy array when it holds concrete values, else None (traced/symbolic)."""
+    """`x` as a NumPy array when it holds concrete values, else None: traced,
+    symbolic, a `tf.data` graph tensor, or the placeholder values Keras feeds
+    while inferring output shapes (its symbolic scope, e.g. torch's ones)."""
     if isinstance(x, np.ndarray):
         return x
-    if isinstance(x, keras.KerasTensor):
+    if isinstance(x, keras.KerasTensor) or in_symbolic_scope():
         return None
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(x, tf.Tensor):  # on any backend, e.g. in `tf.data`
+        return x.numpy() if hasattr(x, "numpy") and tf.executing_eagerly() else None
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
         if isinstance(x, jax.core.Tracer):
-            return None
-    elif backend == "tensorflow":
-        import tensorflow as tf
-
-        if not tf.executing_eagerly() or not hasattr(x, "numpy"):
             return None
     elif backend == "torch":
         import torch
@@ -104,7 +107,8 @@ def _restore_purged(model, variables, values):
 def checked_batches(data, check):
     """`data` for a Keras loop, with `check(inputs)` run on the inputs of every
     batch: now for arrays and dicts of them, as batches are read for
-    `tf.data` datasets and generators; other sources pass unchecked."""
+    `tf.data` datasets (their keys and static shapes also now) and generators;
+    other sources pass unchecked."""
     from keras_siglip2.preprocessing.inputs import is_dataset
 
     def inputs_of(element):
@@ -116,6 +120,7 @@ def checked_batches(data, check):
         def check_element(*element):
             element = element[0] if len(element) == 1 else element
             inputs = inputs_of(element)
+            check(inputs)  # keys and static shapes, now: TF's trainer traces before reading
 
             def run(*values):
                 check(tf.nest.pack_sequence_as(inputs, list(values)))
