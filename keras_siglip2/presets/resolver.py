@@ -160,11 +160,9 @@ def check_readable(path):
         return path
     try:
         read(path)
-    except ValueError as error:
-        if kind == "JSON":
-            raise
-        raise _unreadable(path, kind, error) from error
-    except Exception as error:  # the readers' own error types (SafetensorError, OSError, ...)
+    except Exception as error:  # the readers' own types: SafetensorError, OSError, ...
+        if read is _read_json:
+            raise  # it names the file and the remedy already
         raise _unreadable(path, kind, error) from error
     return path
 
