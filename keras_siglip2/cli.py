@@ -13,13 +13,17 @@
 Every command takes `--backend jax|tensorflow|torch`; those that use a model
 take `--preset` (an alias such as `so400m`, a path, or an `hf://` / `kaggle://`
 handle). Heavy imports happen after `--backend` has set `KERAS_BACKEND`.
-Exit codes: 0 success, 1 bad input or failure (a one-line message, no
-traceback), 2 bad command line, 130 interrupted.
+Exit codes: 0 success, 1 bad input or failure (one `error: ...` line, no
+traceback; a longer message, such as a download failure's remedies, goes on
+indented lines below it), 2 bad command line, 130 interrupted (SIGINT), 143
+terminated (SIGTERM; `train` and `demo` stop at the next step with a
+checkpoint first).
 """
 
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -254,7 +258,13 @@ def _embed(args):
     if output.suffix not in (".npy", ".parquet"):
         raise ValueError(f"--output must end in .npy or .parquet; got {args.output!r}.")
     if args.texts_file:
-        inputs = Path(args.texts_file).read_text(encoding="utf-8").splitlines()
+        try:
+            inputs = Path(args.texts_file).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"--texts-file {args.texts_file} is not UTF-8 text ({error.reason} at byte "
+                f"{error.start}); save it as UTF-8."
+            ) from None
         inputs = [line for line in inputs if line.strip()]
         texts = True
     else:
@@ -363,6 +373,16 @@ def _run(args):
         list_presets(verbose=True)
 
 
+def _error_lines(error):
+    """The one `error: ...` line for `error`, and its message's further lines
+    indented below it."""
+    message = str(error).strip() or type(error).__name__
+    if not isinstance(error, (ValueError, TypeError, OSError, ImportError, RuntimeError)):
+        message = f"{type(error).__name__}: {message}"  # unexpected: say what it is
+    first, *rest = message.splitlines()
+    return "\n".join([f"error: {first}", *("  " + line for line in rest)])
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     if "keras" in sys.modules:  # called from Python: Keras' backend is fixed already
@@ -376,13 +396,13 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         _run(args)
-    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as error:
-        # OSError covers FileNotFoundError / FileExistsError / PermissionError.
-        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # `callbacks.TrainingInterrupted` says where
+        number = getattr(interrupt, "signal", signal.SIGINT)
+        print(f"\n{str(interrupt) or 'interrupted.'}", file=sys.stderr)
+        return 128 + number
+    except Exception as error:  # every failure: one line, no traceback
+        print(_error_lines(error), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to resume.", file=sys.stderr)
-        return 130
     return 0
 
 

@@ -96,30 +96,15 @@ def demo_model(seed=0, locca=True, self_supervised=DEMO_SELF_SUPERVISED, decoder
 
 def train(model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint,
           verbose, learning_rate=3e-3):
-    """Fit on an infinite deterministic stream; resumes from `output_dir/checkpoint`."""
+    """Fit for exactly `steps` steps on an infinite deterministic stream; resumes
+    from `output_dir/checkpoint` (`callbacks.fit_resumably`)."""
     raw = demo_shapes.demo_dataset(num_train, seed=seed, split="train").cache().repeat()
     model.compile(
         learning_rate=learning_rate, warmup_steps=min(100, steps // 10), total_steps=steps
     )
-    checkpoint_dir = Path(output_dir) / "checkpoint"
-    done = callbacks.restore(model, checkpoint_dir)
-    chunks = -(-steps // steps_per_checkpoint)
-    if done >= chunks:
-        return
-    if done:
-        print(f"Resuming from step {done * steps_per_checkpoint} of {steps}.")
-    batches = training_batches(raw, model, batch_size, seed=seed)
-    batches = batches.skip(done * steps_per_checkpoint)
-    model.fit(
-        batches,
-        epochs=chunks,
-        initial_epoch=done,
-        steps_per_epoch=steps_per_checkpoint,
-        callbacks=[
-            callbacks.ResumableCheckpoint(checkpoint_dir),
-            keras.callbacks.CSVLogger(str(Path(output_dir) / "history.csv"), append=bool(done)),
-        ],
-        verbose=verbose,
+    callbacks.fit_resumably(
+        model, lambda: training_batches(raw, model, batch_size, seed=seed),
+        output_dir, steps, steps_per_checkpoint, verbose,
     )
 
 
@@ -268,6 +253,16 @@ def run_demo(
 ):
     """Train, evaluate and save; returns the metrics dict (also `metrics.json`).
     `variant`: a key of `ABLATION_VARIANTS` (default all five losses)."""
+    for name, value in (
+        ("steps", steps), ("num_train", num_train), ("num_test", num_test),
+        ("batch_size", batch_size), ("steps_per_checkpoint", steps_per_checkpoint),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` (--{name.replace('_', '-')}) must be a positive integer; got {value!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` (--seed) must be an integer ≥ 0; got {seed!r}.")
+    if variant not in ABLATION_VARIANTS:
+        raise ValueError(f"`variant` must be one of {sorted(ABLATION_VARIANTS)}; got {variant!r}.")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if verbose == "auto":  # a live progress bar on a terminal, a line per interval in logs

@@ -57,10 +57,12 @@ def load_config(path):
         )
     if (config.get("preset") is None) == (config.get("model") is None):
         raise ValueError(f"{path}: give exactly one of 'preset' and 'model'.")
-    for key in ("steps", "batch_size", "steps_per_checkpoint"):
+    for key, low in (("steps", 1), ("batch_size", 1), ("steps_per_checkpoint", 1), ("seed", 0)):
         value = config.get(key, OPTIONAL.get(key))
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{path}: '{key}' must be a positive integer; got {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{path}: '{key}' must be an integer ≥ {low}; got {value!r}.")
+    if not isinstance(config.get("locca", True), bool):
+        raise ValueError(f"{path}: 'locca' must be true or false; got {config['locca']!r}.")
     config = {**OPTIONAL, **config}
     base = path.parent
     for key in ("data", "output_dir", "tokenizer", "preset"):
@@ -125,8 +127,10 @@ def training_source(data):
 
 
 def run_training(config, verbose="auto"):
-    """Train as `config` (a dict from `load_config`, or a path) says; returns the
-    final logs dict. Resumes from `output_dir/checkpoint` if present."""
+    """Train as `config` (a dict from `load_config`, or a path) says, for
+    exactly its `steps`; returns the last interval's logs. Resumes from
+    `output_dir/checkpoint` if present; SIGINT / SIGTERM stop at the next step
+    with a checkpoint (`callbacks.TrainingInterrupted`)."""
     import sys
 
     import keras
@@ -142,30 +146,22 @@ def run_training(config, verbose="auto"):
     output_dir = Path(config["output_dir"])
     output_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config)
-    steps, chunk = config["steps"], config["steps_per_checkpoint"]
-    warmup = config["warmup_steps"]
+    steps, warmup = config["steps"], config["warmup_steps"]
     model.compile(
         learning_rate=config["learning_rate"],
         warmup_steps=min(1000, steps // 10) if warmup is None else warmup,
         total_steps=steps,
     )
-    checkpoint_dir = output_dir / "checkpoint"
-    done = callbacks.restore(model, checkpoint_dir)
-    epochs = -(-steps // chunk)
-    history = {}
-    if done < epochs:
-        raw = training_source(config["data"]).repeat()
-        batches = training_batches(
-            raw, model, config["batch_size"], seed=config["seed"],
-            max_num_patches=config["max_num_patches"],
-        ).skip(done * chunk)
-        history = model.fit(
-            batches, epochs=epochs, initial_epoch=done, steps_per_epoch=chunk, verbose=verbose,
-            callbacks=[
-                callbacks.ResumableCheckpoint(checkpoint_dir),
-                keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=bool(done)),
-            ],
-        ).history
+
+    def make_batches():
+        return training_batches(
+            training_source(config["data"]).repeat(), model, config["batch_size"],
+            seed=config["seed"], max_num_patches=config["max_num_patches"],
+        )
+
+    logs = callbacks.fit_resumably(
+        model, make_batches, output_dir, steps, config["steps_per_checkpoint"], verbose
+    )
     model.save_to_preset(output_dir / "preset")
     print(f"Wrote the trained preset {output_dir / 'preset'} (load it with SigLIP2.from_preset).")
-    return {key: values[-1] for key, values in history.items()}
+    return logs

@@ -44,6 +44,9 @@ def training_batches(
             `patch_drop_mask (B, N)` (default: whether the model has
             self-distillation; sizes from `model.self_supervised`).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}.")
+    _check_not_empty(raw)
     locca = model.locca if locca is None else locca
     if self_supervised is None:
         self_supervised = model.self_supervised is not None
@@ -66,6 +69,18 @@ def training_batches(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def _check_not_empty(raw):
+    """Reads the first example, so a source whose every image was skipped (or
+    that holds nothing) fails now, not as a `StopIteration` deep in `fit`."""
+    for _ in raw.take(1):
+        return
+    raise ValueError(
+        "The training data holds no usable example: it is empty, or every image was "
+        "skipped as missing or undecodable (see the warnings above, one per image). "
+        "Check the image paths, which are relative to the data file."
+    )
+
+
 def _sequence_lengths(model, max_num_patches):
     converter = model.preprocessor.image_converter
     if not model.backbone.naflex:
@@ -74,9 +89,15 @@ def _sequence_lengths(model, max_num_patches):
         return [None]
     if max_num_patches is None:
         return [converter.max_num_patches]
-    if isinstance(max_num_patches, int):
-        return [max_num_patches]
-    return [int(n) for n in max_num_patches]
+    lengths = [max_num_patches] if isinstance(max_num_patches, int) else max_num_patches
+    if not isinstance(lengths, (list, tuple)) or not lengths or any(
+        isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in lengths
+    ):
+        raise ValueError(
+            "`max_num_patches` must be a positive int or a non-empty list of them; got "
+            f"{max_num_patches!r}."
+        )
+    return list(lengths)
 
 
 def _example_converter(model, seed, lengths, locca, parallel_fraction, self_supervised):

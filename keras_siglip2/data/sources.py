@@ -103,6 +103,8 @@ def _regions(regions):
         if len(boxes) != len(regions):
             raise ValueError("not 4 numbers per box")
         texts = [r["text"] for r in regions]
+        if not all(isinstance(text, str) for text in texts):
+            raise TypeError("a region text is not a string")
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             'Regions must be a list of {"box": [ymin, xmin, ymax, xmax], "text": str}; '
@@ -113,55 +115,68 @@ def _regions(regions):
             "Region boxes must be (ymin, xmin, ymax, xmax) relative to the image, in "
             f"[0, 1]; got {boxes.tolist()[:3]}…"
         )
-    texts = np.array([str(text).encode("utf-8") for text in texts], dtype=object)
+    inverted = (boxes[:, 0] > boxes[:, 2]) | (boxes[:, 1] > boxes[:, 3])
+    if inverted.any():
+        raise ValueError(
+            "Region boxes must be (ymin, xmin, ymax, xmax) with ymin ≤ ymax and xmin ≤ "
+            f"xmax; got {boxes[inverted].tolist()[:3]}. Is the order (xmin, ymin, xmax, ymax)?"
+        )
+    texts = np.array([text.encode("utf-8") for text in texts], dtype=object)
     return boxes, texts.reshape(-1)
 
 
-def from_records(records, base_dir=None, skipped=None):
+def _example(record, base, label):
+    """One record (see `from_records`) → the generator's example; a clear
+    `ValueError` / `TypeError` naming `label` for anything that would fail
+    later in `tf.data`."""
+    try:
+        return _unlabelled_example(record, base)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{label}: {error}") from None
+
+
+def _unlabelled_example(record, base):
+    if not isinstance(record, dict):
+        raise TypeError(f"a record must be a dict/JSON object; got {type(record).__name__}.")
+    if "image" not in record or "caption" not in record:
+        raise ValueError(f"needs an 'image' and a 'caption'; got keys {sorted(record)}.")
+    image, caption = record["image"], record["caption"]
+    if not isinstance(caption, str):
+        raise TypeError(
+            f"'caption' must be a string; got {'null' if caption is None else type(caption).__name__}."
+        )
+    boxes, texts = _regions(record.get("regions"))
+    example = {"caption": caption.encode("utf-8"), "boxes": boxes, "region_texts": texts}
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        example["image_source"] = str(base / path if base and not path.is_absolute() else path).encode()
+        example["array"] = np.zeros((1, 1, 3), np.uint8)
+    elif isinstance(image, (bytes, bytearray)):
+        example["image_source"] = bytes(image)
+        example["array"] = np.zeros((1, 1, 3), np.uint8)
+    elif image is None:
+        raise TypeError("'image' is null; give a file path, encoded bytes or pixels.")
+    else:  # pixels: decoded here, so a bad array fails now and once
+        example["image_source"] = b""
+        example["array"] = load_image(image)
+    return example
+
+
+def from_records(records, base_dir=None, skipped=None, labels=None):
     """`records`: iterable of dicts with `image` (path, encoded bytes, PIL image
-    or array), `caption` (str) and optional `regions` ([{"box", "text"}, …])."""
+    or array), `caption` (str) and optional `regions` ([{"box", "text"}, …]).
+    Every record is checked now; an error names it (`labels[i]`, default
+    "Record i")."""
     records = list(records)
     skipped = skipped if skipped is not None else SkippedRecords()
     base = Path(base_dir) if base_dir else None
-    for i, record in enumerate(records):
-        if "image" not in record or "caption" not in record:
-            raise ValueError(
-                f"Record {i} needs an 'image' and a 'caption'; got keys {sorted(record)}."
-            )
-        try:  # here, not in the generator, where it would surface as a TF error
-            _regions(record.get("regions"))
-        except ValueError as error:
-            raise ValueError(f"Record {i}: {error}") from None
-
-    def source_of(image):
-        if isinstance(image, (str, os.PathLike)):
-            path = Path(image)
-            return str(base / path if base and not path.is_absolute() else path).encode()
-        if isinstance(image, (bytes, bytearray)):
-            return bytes(image)
-        return None
-
-    def generate():
-        for record in records:
-            boxes, texts = _regions(record.get("regions"))
-            source = source_of(record["image"])
-            example = {
-                "caption": str(record["caption"]).encode("utf-8"),
-                "boxes": boxes,
-                "region_texts": texts,
-            }
-            if source is None:
-                example["image_source"] = b""
-                example["array"] = load_image(record["image"])
-            else:
-                example["image_source"] = source
-                example["array"] = np.zeros((1, 1, 3), np.uint8)
-            yield example
+    labels = labels or [f"Record {i}" for i in range(len(records))]
+    examples = [_example(record, base, label) for label, record in zip(labels, records)]
 
     signature = {k: v for k, v in RAW_SIGNATURE.items() if k != "image"}
     signature["image_source"] = tf.TensorSpec((), tf.string)
     signature["array"] = tf.TensorSpec((None, None, 3), tf.uint8)
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(records)))
     return _decode_images(dataset, skipped)
 
@@ -180,12 +195,25 @@ def from_arrays(images, captions, regions=None):
     return from_records(records)
 
 
-def from_jsonl(path, skipped=None):
-    """JSON lines: `{"image": "relative/or/absolute/path", "caption": "...",
-    "regions": [{"box": [ymin, xmin, ymax, xmax], "text": "..."}]}`."""
+def read_records(path):
+    """A `.jsonl` or `.csv` file → (records, labels `"path:line"`); a line that
+    is not valid JSON (or a CSV `regions` cell that is not) is an error naming
+    it. Records are not checked further here (see `from_records`)."""
     path = Path(path)
-    records = []
-    with open(path, encoding="utf-8") as f:
+    records, labels = [], []
+    with open(path, newline="" if path.suffix.lower() == ".csv" else None, encoding="utf-8") as f:
+        if path.suffix.lower() == ".csv":
+            reader = csv.DictReader(f)
+            for row in reader:
+                label = f"{path}:{reader.line_num}"
+                if row.get("regions"):
+                    try:
+                        row["regions"] = json.loads(row["regions"])
+                    except json.JSONDecodeError as error:
+                        raise ValueError(f"{label}: 'regions' is not valid JSON: {error}") from None
+                records.append(row)
+                labels.append(label)
+            return records, labels
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -193,18 +221,21 @@ def from_jsonl(path, skipped=None):
                 records.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}:{number} is not valid JSON: {error}") from None
-    return from_records(records, base_dir=path.parent, skipped=skipped)
+            labels.append(f"{path}:{number}")
+    return records, labels
+
+
+def from_jsonl(path, skipped=None):
+    """JSON lines: `{"image": "relative/or/absolute/path", "caption": "...",
+    "regions": [{"box": [ymin, xmin, ymax, xmax], "text": "..."}]}`."""
+    records, labels = read_records(path)
+    return from_records(records, base_dir=Path(path).parent, skipped=skipped, labels=labels)
 
 
 def from_csv(path, skipped=None):
     """CSV with columns `image`, `caption` and optional `regions` (a JSON list)."""
-    path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        if row.get("regions"):
-            row["regions"] = json.loads(row["regions"])
-    return from_records(rows, base_dir=path.parent, skipped=skipped)
+    records, labels = read_records(path)
+    return from_records(records, base_dir=Path(path).parent, skipped=skipped, labels=labels)
 
 
 def from_directory(directory, skipped=None):
@@ -265,17 +296,17 @@ def write_tfrecord(path, records):
         return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in records:
+        for index, record in enumerate(records):
+            checked = _example(record, None, f"Record {index}")
             image = record["image"]
             data = Path(image).read_bytes() if isinstance(image, (str, Path)) else bytes(image)
-            boxes, texts = _regions(record.get("regions"))
             example = tf.train.Example(
                 features=tf.train.Features(
                     feature={
                         "image": feature([data], "bytes"),
-                        "caption": feature([str(record["caption"]).encode()], "bytes"),
-                        "region_boxes": feature(boxes.reshape(-1).tolist(), "float"),
-                        "region_texts": feature(list(texts), "bytes"),
+                        "caption": feature([checked["caption"]], "bytes"),
+                        "region_boxes": feature(checked["boxes"].reshape(-1).tolist(), "float"),
+                        "region_texts": feature(list(checked["region_texts"]), "bytes"),
                     }
                 )
             )

@@ -12,13 +12,11 @@ consumes the images; only then read the labels/captions.
 dataset that `siglip2 demo` evaluates on (default N = 360, SEED = 0).
 """
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
-from keras_siglip2.data.sources import IMAGE_SUFFIXES
+from keras_siglip2.data.sources import IMAGE_SUFFIXES, read_records
 from keras_siglip2.preprocessing.inputs import is_dataset
 
 
@@ -200,26 +198,21 @@ def _add_captions(captions, owner, index, texts, where):
 
 def _file_records(path):
     """JSONL/CSV rows → [(image path, [captions])], merging rows of one image."""
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}:{number} is not valid JSON: {error}") from None
-    else:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
     merged = {}
-    for number, row in enumerate(rows, 1):
-        texts = row.get("caption", row.get("captions")) if isinstance(row, dict) else None
-        if "image" not in (row if isinstance(row, dict) else {}) or texts is None:
-            raise ValueError(f"{path} record {number} needs an 'image' and a 'caption'.")
+    for row, label in zip(*read_records(path)):
+        if not isinstance(row, dict):
+            raise TypeError(f"{label}: a record must be a JSON object; got {type(row).__name__}.")
+        texts = row.get("caption", row.get("captions"))
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(row.get("image"), str) or not row["image"] or texts is None:
+            raise ValueError(
+                f"{label}: needs an 'image' (a path) and a 'caption'; got {str(row)[:120]}."
+            )
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise TypeError(f"{label}: 'caption' must be a string or a list of strings.")
         image = Path(row["image"])
         image = str(image if image.is_absolute() else path.parent / image)
-        merged.setdefault(image, []).extend([texts] if isinstance(texts, str) else texts)
+        merged.setdefault(image, []).extend(texts)
     if not merged:
         raise ValueError(f"{path} has no records.")
     return list(merged.items())

@@ -14,20 +14,40 @@ import numpy as np
 from keras import ops
 
 from keras_siglip2.layers.similarity import l2_normalize
+from keras_siglip2.models.input_checks import ChecksBatches
 from keras_siglip2.preprocessing.inputs import (
     collection_size,
     image_items,
     is_text_collection,
     text_items,
+    text_list,
 )
 
 SIMILARITY_KINDS = ("cosine", "logit", "probability")
 
 
-class InferenceMethods:
+class InferenceMethods(ChecksBatches):
     """Mixed into `SigLIP2`; expects `self.backbone`, `self.preprocessor` and
     (for `locate`) `self.decoder`, `self.num_coordinate_bins`,
-    `self.image_positions`."""
+    `self.image_positions`. Also checks the batches of `SigLIP2`'s Keras loops
+    (`check_batch`, see `ChecksBatches`)."""
+
+    def check_batch(self, inputs, training):
+        """A `SigLIP2` batch: the image tower's inputs, and `token_ids` for
+        training and evaluation (the sigmoid loss pairs images with texts)."""
+        vision, text = self.backbone.vision_encoder, self.backbone.text_encoder
+        required = list(vision.input) + (["token_ids"] if training else [])
+        missing = [key for key in required if not isinstance(inputs, dict) or key not in inputs]
+        if missing:
+            given = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise ValueError(
+                f"SigLIP2 batches are dicts with {required} (and, for the LocCa and "
+                f"self-supervised losses, more keys); got {given}, missing {missing}. Make "
+                "training batches with `keras_siglip2.data.training_batches`."
+            )
+        vision.check_inputs({key: inputs[key] for key in vision.input})
+        if "token_ids" in inputs:
+            text.check_inputs({"token_ids": inputs["token_ids"]})
 
     def _require_preprocessor(self, part):
         component = getattr(self.preprocessor, part, None) if self.preprocessor else None
@@ -44,6 +64,12 @@ class InferenceMethods:
         inputs as NumPy: `images (B, R, R, 3)` or NaFlex `patches (B, N, P·P·3)`,
         `patch_mask (B, N)`, `spatial_shapes (B, 2)`."""
         converter = self._require_preprocessor("image_converter")
+        if max_num_patches is not None and not self.backbone.naflex:
+            size = self.backbone.vision_encoder.image_size
+            raise ValueError(
+                f"`max_num_patches` applies to NaFlex models only; this model takes "
+                f"{size}×{size} images. Drop it, or load a NaFlex preset (e.g. 'b16-naflex')."
+            )
         if not isinstance(images, (list, tuple)):
             images = list(images) if getattr(images, "ndim", 0) == 4 else [images]
         if len(images) == 0:
@@ -57,13 +83,7 @@ class InferenceMethods:
     def text_inputs(self, texts):
         """A string or list of strings → `token_ids (N, L)` int32."""
         tokenizer = self._require_preprocessor("tokenizer")
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        if len(texts) == 0:
-            raise ValueError("Got an empty list of texts.")
-        for text in texts:
-            if not isinstance(text, str):
-                raise ValueError(f"Texts must be strings; got {type(text).__name__} {text!r:.60}.")
-        return ops.convert_to_numpy(tokenizer(texts)).astype("int32")
+        return ops.convert_to_numpy(tokenizer(text_list(texts))).astype("int32")
 
     # ------------------------------------------------------- embeddings
     def embed_images(self, images, batch_size=32, max_num_patches=None, verbose="auto"):
@@ -131,9 +151,7 @@ class InferenceMethods:
         from keras_siglip2.evaluation import class_text_embeddings, zero_shot_probabilities
         from keras_siglip2.evaluation.templates import resolve_templates
 
-        labels = [labels] if isinstance(labels, str) else list(labels)
-        if not labels:
-            raise ValueError("Got no labels: pass at least one class name.")
+        labels = text_list(labels, "labels")
         classes = class_text_embeddings(
             labels, self.embed_texts, templates=resolve_templates(templates), verbose=False
         )
@@ -215,7 +233,7 @@ class InferenceMethods:
             raise ValueError("`locate` needs the LocCa decoder (build with locca=True).")
         if decoding not in ("mean", "greedy"):
             raise ValueError(f"`decoding` must be 'mean' or 'greedy'; got {decoding!r}.")
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = text_list(texts)
         inputs = self.image_inputs(images, max_num_patches)
         if len(texts) != len(next(iter(inputs.values()))):
             raise ValueError(f"Got {len(texts)} texts for {len(next(iter(inputs.values())))} images.")

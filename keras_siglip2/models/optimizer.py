@@ -1,6 +1,9 @@
 """The paper's optimiser (SPEC §3): AdamW with decoupled weight decay on kernels,
 global-norm clipping and a warmup + cosine schedule."""
 
+import math
+import numbers
+
 import keras
 from keras import ops
 
@@ -32,6 +35,50 @@ def paper_optimizer(model, learning_rate, weight_decay, warmup_steps, total_step
     not_kernels = [v for v in model.trainable_variables if not is_kernel(v)]
     optimizer.exclude_from_weight_decay(var_list=not_kernels)
     return optimizer
+
+
+def check_training_arguments(
+    learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm, loss_weights,
+    chunk_size, curation_fraction,
+):
+    """`SigLIP2.compile`'s arguments: a `TypeError` for a wrong type, a
+    `ValueError` for a value that would train wrongly (a negative rate ascends,
+    `total_steps < 1` pins the rate at 0), each naming the argument."""
+
+    def number(name, value, low, allow_low=True, allow_none=False):
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"`{name}` must be a number; got {type(value).__name__} ({value!r:.40}).")
+        if not math.isfinite(value) or value < low or (value == low and not allow_low):
+            bound = f"≥ {low:g}" if allow_low else f"> {low:g}"
+            raise ValueError(f"`{name}` must be a finite number {bound}; got {value!r}.")
+
+    def integer(name, value, low, allow_none=False):
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"`{name}` must be an int; got {type(value).__name__} ({value!r:.40}).")
+        if value < low:
+            raise ValueError(f"`{name}` must be ≥ {low}; got {value!r}.")
+
+    number("learning_rate", learning_rate, 0.0, allow_low=False)
+    number("weight_decay", weight_decay, 0.0)
+    number("global_clipnorm", global_clipnorm, 0.0, allow_low=False, allow_none=True)
+    number("curation_fraction", curation_fraction, 0.0, allow_low=False)
+    integer("warmup_steps", warmup_steps, 0)
+    integer("total_steps", total_steps, 1, allow_none=True)
+    integer("chunk_size", chunk_size, 1)
+    if total_steps is not None and warmup_steps > total_steps:
+        raise ValueError(
+            f"`warmup_steps` ({warmup_steps}) must not exceed `total_steps` ({total_steps})."
+        )
+    if loss_weights is not None and not isinstance(loss_weights, dict):
+        raise TypeError(
+            f"`loss_weights` must be a dict of loss name → weight; got {type(loss_weights).__name__}."
+        )
+    for name, weight in (loss_weights or {}).items():
+        number(f"loss_weights[{name!r}]", weight, 0.0)
 
 
 def is_kernel(variable):

@@ -16,7 +16,7 @@ from keras_siglip2.models.backbone import SigLIP2Backbone
 from keras_siglip2.models.heads import LocCaDecoder, patch_centres
 from keras_siglip2.models.inference import InferenceMethods
 from keras_siglip2.models.metrics import LatestValue, loss_trackers
-from keras_siglip2.models.optimizer import paper_optimizer
+from keras_siglip2.models.optimizer import check_training_arguments, paper_optimizer
 from keras_siglip2.models.self_supervised import (
     SelfSupervisedTraining,
     self_supervised_settings,
@@ -316,6 +316,10 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             a super-batch of which the `curation_fraction` most learnable
             examples (learner − teacher per-example sigmoid loss) are trained on.
         """
+        check_training_arguments(
+            learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm,
+            loss_weights, chunk_size, curation_fraction,
+        )
         if optimizer == "auto":
             optimizer = paper_optimizer(
                 self, learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm

@@ -11,9 +11,12 @@ list/tuple of such images (any sizes), a (B, H, W, C) array, or a 1-D
 string tensor/array of encoded images. Inside
 `tf.data`: a numeric tensor (H, W, C) or (B, H, W, C) with C in {1, 2, 3, 4}
 (3 assumed when unknown) and any, also dynamic, H and W. `uint8` is taken as
-is; other dtypes are read on the `value_range` scale (default (0, 255)).
+is; other dtypes are read on the `value_range` scale (default: (0, 65535)
+for `uint16`, else (0, 255)); values far outside it are refused, eagerly
+with a `ValueError` and inside `tf.data` with an `InvalidArgumentError`.
 A single image gives unbatched outputs (so `Dataset.map(converter).batch(B)`
-works); a list or batch gives batched outputs.
+works); a list or batch gives batched outputs. Input errors are raised as
+they are, before Keras' layer call (which would wrap them in its own text).
 
 Resizing. Fixed resolution: squash (no crop, aspect ratio not kept) to R×R,
 bilinear with antialiasing by default. The references differ here:
@@ -41,7 +44,9 @@ from keras_hub.src.utils.tensor_utils import convert_to_numpy
 from keras_hub.src.utils.tensor_utils import in_tf_function
 
 from keras_siglip2.preprocessing.image_io import check_alpha
+from keras_siglip2.preprocessing.image_io import RANGE_TOLERANCE
 from keras_siglip2.preprocessing.image_io import check_value_range
+from keras_siglip2.preprocessing.image_io import default_value_range
 from keras_siglip2.preprocessing.image_io import image_to_array
 from keras_siglip2.preprocessing.image_io import is_encoded
 from keras_siglip2.preprocessing.image_io import is_path
@@ -166,8 +171,19 @@ def _float_rgb_tf(images, value_range, alpha):
     elif images.dtype == tf.bool:
         images = tf.cast(images, tf.float32) * 255.0
     elif images.dtype.is_floating or images.dtype.is_integer:
-        low, high = value_range
+        low, high = value_range or default_value_range(images.dtype.as_numpy_dtype)
         images = tf.cast(images, tf.float32)
+        margin = RANGE_TOLERANCE * (high - low)
+        message = (
+            f"Image values must lie in the value range ({low:g}, {high:g}) they are read "
+            "on (pass the converter the `value_range` of your data); got values outside it:"
+        )
+        checks = [
+            tf.debugging.assert_greater_equal(images, np.float32(low - margin), message=message),
+            tf.debugging.assert_less_equal(images, np.float32(high + margin), message=message),
+        ]
+        with tf.control_dependencies(checks):
+            images = tf.identity(images)
         if (low, high) != (0.0, 255.0):
             images = (images - low) * np.float32(255.0 / (high - low))
         images = tf.clip_by_value(images, 0.0, 255.0)
@@ -211,18 +227,40 @@ def _split_eager(images, value_range, alpha):
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise ValueError("Got an empty list of images.")
-        return [image_to_array(x, value_range, alpha) for x in images], True
+        return _each_image(images, value_range, alpha), True
     array = convert_to_numpy(images)
     if array.dtype.kind in "SO":  # encoded images in a string tensor / array
         if array.ndim == 0:
             return [image_to_array(array.item(), value_range, alpha)], False
         if array.ndim == 1:
-            return [image_to_array(x, value_range, alpha) for x in array.tolist()], True
+            return _each_image(array.tolist(), value_range, alpha), True
     if array.ndim == 4:
         if array.shape[0] == 0:
             raise ValueError(f"Got an empty batch of images (shape {array.shape}).")
-        return [image_to_array(x, value_range, alpha) for x in array], True
+        return _each_image(array, value_range, alpha), True
     return [image_to_array(array, value_range, alpha)], False
+
+
+def _each_image(images, value_range, alpha):
+    """`image_to_array` of every image of a batch; an error names the image."""
+    arrays = []
+    for index, image in enumerate(images):
+        try:
+            arrays.append(image_to_array(image, value_range, alpha))
+        except (TypeError, ValueError, OSError) as error:
+            if len(images) == 1:
+                raise
+            raise type(error)(f"Image {index} of {len(images)}: {error}") from error
+    return arrays
+
+
+class _EagerImages:
+    """Eager input checked and decoded by `__call__`: RGB arrays, and whether
+    the input was a batch."""
+
+    def __init__(self, arrays, batched):
+        self.arrays = arrays
+        self.batched = batched
 
 
 def _groups_by_size(arrays):
@@ -234,14 +272,23 @@ def _groups_by_size(arrays):
 
 
 class _ImageConverterBase(PreprocessingLayer):
-    def __init__(self, value_range=(0, 255), alpha="drop", **kwargs):
+    def __init__(self, value_range=None, alpha="drop", **kwargs):
         super().__init__(**kwargs)
         self.value_range = check_value_range(value_range)
         self.alpha = check_alpha(alpha)
 
-    def call(self, images, **kwargs):
+    def __call__(self, images, **kwargs):
+        """Checks and decodes `images` here, before Keras' layer call, which
+        would re-raise input errors wrapped in its own text; `call` takes the
+        result (a float32 RGB tensor in graphs, `_EagerImages` eagerly)."""
         if in_tf_function():
             images = _float_rgb_tf(images, self.value_range, self.alpha)
+        else:
+            images = _EagerImages(*_split_eager(images, self.value_range, self.alpha))
+        return super().__call__(images, **kwargs)
+
+    def call(self, images, **kwargs):
+        if not isinstance(images, _EagerImages):
             batched = images.shape.rank == 4
             if not batched:
                 images = images[None]
@@ -251,7 +298,7 @@ class _ImageConverterBase(PreprocessingLayer):
             if not batched:
                 outputs = tf.nest.map_structure(lambda x: x[0], outputs)
             return outputs
-        arrays, batched = _split_eager(images, self.value_range, self.alpha)
+        arrays = images.arrays
         results = [None] * len(arrays)
         with tf.device("cpu"):
             for group in _groups_by_size(arrays):
@@ -260,13 +307,14 @@ class _ImageConverterBase(PreprocessingLayer):
                 for j, i in enumerate(group):
                     results[i] = tf.nest.map_structure(lambda x, j=j: x[j], out)
             outputs = tf.nest.map_structure(lambda *xs: tf.stack(xs), *results)
-            if not batched:
+            if not images.batched:
                 outputs = tf.nest.map_structure(lambda x: x[0], outputs)
         return convert_preprocessing_outputs(outputs)
 
     def get_config(self):
         config = super().get_config()
-        config.update(value_range=list(self.value_range), alpha=self.alpha)
+        value_range = None if self.value_range is None else list(self.value_range)
+        config.update(value_range=value_range, alpha=self.alpha)
         return config
 
     def save_to_preset(self, preset_dir):
@@ -298,7 +346,8 @@ class SigLIP2ImageConverter(_ImageConverterBase):
             choice for SigLIP; `"bilinear"` + `antialias=False` is
             big_vision's `resize` op).
         antialias: low-pass filter when shrinking, default `True`.
-        value_range: scale of non-`uint8` inputs, default `(0, 255)`.
+        value_range: scale of non-`uint8` inputs; default (0, 65535) for
+            `uint16`, else (0, 255).
         alpha: `"drop"` (default) or `"white"`, see `image_io`.
 
     Call:
@@ -311,7 +360,7 @@ class SigLIP2ImageConverter(_ImageConverterBase):
         image_size,
         interpolation="bilinear",
         antialias=True,
-        value_range=(0, 255),
+        value_range=None,
         alpha="drop",
         **kwargs,
     ):
@@ -372,7 +421,8 @@ class NaFlexImageConverter(_ImageConverterBase):
     Args:
         patch_size: P (16 for the released NaFlex models).
         max_num_patches: N, default 256 (training used 128 to 1024).
-        value_range: scale of non-`uint8` inputs, default `(0, 255)`.
+        value_range: scale of non-`uint8` inputs; default (0, 65535) for
+            `uint16`, else (0, 255).
         alpha: `"drop"` (default) or `"white"`, see `image_io`.
 
     Call:
@@ -382,7 +432,7 @@ class NaFlexImageConverter(_ImageConverterBase):
         image. `max_num_patches` overrides N for this call.
     """
 
-    def __init__(self, patch_size, max_num_patches=256, value_range=(0, 255), alpha="drop", **kwargs):
+    def __init__(self, patch_size, max_num_patches=256, value_range=None, alpha="drop", **kwargs):
         super().__init__(value_range=value_range, alpha=alpha, **kwargs)
         self.patch_size = _check_positive_int(patch_size, "patch_size")
         self.max_num_patches = _check_positive_int(max_num_patches, "max_num_patches")
@@ -392,10 +442,10 @@ class NaFlexImageConverter(_ImageConverterBase):
         """NaFlex has no fixed image size."""
         return None
 
-    def call(self, images, max_num_patches=None):
+    def __call__(self, images, max_num_patches=None):
         limit = self.max_num_patches if max_num_patches is None else max_num_patches
         limit = _check_positive_int(limit, "max_num_patches")
-        return super().call(images, max_num_patches=limit)
+        return super().__call__(images, max_num_patches=limit)
 
     def _patchify(self, images, target_h, target_w, limit):
         """(B, H, W, 3) float32 [0, 255] → NaFlex dict, all images the same size."""

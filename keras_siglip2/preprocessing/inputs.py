@@ -16,6 +16,12 @@ import os
 
 import numpy as np
 
+_IMAGES = (
+    "Expected one image (array, PIL image, file path or encoded bytes) or a "
+    "collection of them (list, (B, H, W, C) array, generator, tf.data.Dataset)"
+)
+_TEXTS = "Expected a string or a collection of strings (list, generator, tf.data.Dataset)"
+
 
 def is_dataset(x):
     """Whether `x` is a `tf.data.Dataset`."""
@@ -64,7 +70,7 @@ def _file_path_or_image(item):
 def image_items(images):
     """Any image collection (see the module doc) → an iterator of single images."""
     if images is None:
-        raise ValueError("Got no images (None).")
+        raise TypeError(f"{_IMAGES}; got None.")
     if is_dataset(images):
         for element in images.as_numpy_iterator():
             image = _dataset_image(element)
@@ -82,17 +88,24 @@ def image_items(images):
     ):
         yield images  # one image
         return
-    yield from images  # any other iterable, e.g. a generator
+    yield from _iterate(images, _IMAGES)  # any other iterable, e.g. a generator
+
+
+def _iterate(items, expected):
+    try:
+        return iter(items)
+    except TypeError:
+        raise TypeError(f"{expected}; got {type(items).__name__} ({items!r:.60}).") from None
 
 
 def text_items(texts):
     """Any text collection (see the module doc) → an iterator of strings."""
     if texts is None:
-        raise ValueError("Got no texts (None).")
+        raise TypeError(f"{_TEXTS}; got None.")
     if isinstance(texts, str):
         yield texts
         return
-    source = texts.as_numpy_iterator() if is_dataset(texts) else texts
+    source = texts.as_numpy_iterator() if is_dataset(texts) else _iterate(texts, _TEXTS)
     for element in source:
         if isinstance(element, dict):
             key = next((k for k in ("caption", "text", "texts") if k in element), None)
@@ -106,6 +119,26 @@ def text_items(texts):
             yield from (_as_text(x) for x in element)  # a batched dataset
         else:
             yield _as_text(element)
+
+
+def text_list(texts, name="texts"):
+    """A string or a list/tuple/array of strings → a non-empty list of `str`;
+    a clear `TypeError` / `ValueError` otherwise."""
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None or not isinstance(texts, (list, tuple, np.ndarray)):
+        raise TypeError(
+            f"`{name}` must be a string or a list of strings; got {type(texts).__name__}."
+        )
+    texts = [_as_text(x) for x in texts]
+    if not texts:
+        raise ValueError(f"Got no {name}: pass at least one string.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"`{name}` must hold strings; item {index} is {type(text).__name__} ({text!r:.60})."
+            )
+    return texts
 
 
 def _as_text(x):

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from keras_hub.src.utils.tensor_utils import convert_preprocessing_outputs_python
 from keras_hub.src.utils.tensor_utils import convert_to_numpy
+from keras_hub.src.utils.tensor_utils import in_tf_function
 from keras_hub.src.utils.tensor_utils import is_int_dtype
 from keras_hub.src.utils.tensor_utils import preprocessing_function
 from keras_hub.tokenizers import SentencePieceTokenizer
@@ -26,12 +27,26 @@ def _to_python_texts(inputs):
     """`inputs` → (flat list of `str`, outer shape). Raises a clear TypeError."""
 
     def as_str(x, index=None):
-        if isinstance(x, str):
-            return x
-        if isinstance(x, (bytes, np.bytes_)):
-            return bytes(x).decode("utf-8")
         where = "" if index is None else f" at index {index}"
-        raise TypeError(f"{_EXPECTED}; got {type(x).__name__} ({x!r:.60}){where}.")
+        if isinstance(x, (bytes, np.bytes_)):
+            try:
+                return bytes(x).decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"Text{where} is not valid UTF-8 ({error.reason} at byte {error.start}: "
+                    f"{x!r:.60}). Decode it yourself, e.g. `data.decode('utf-8', 'replace')`."
+                ) from None
+        if not isinstance(x, str):
+            raise TypeError(f"{_EXPECTED}; got {type(x).__name__} ({x!r:.60}){where}.")
+        try:
+            x.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(
+                f"Text{where} is not valid Unicode: {error.reason} (U+{ord(x[error.start]):04X} "
+                f"at position {error.start} of {x!r:.60}). Remove or replace it, e.g. "
+                "`text.encode('utf-8', 'replace').decode('utf-8')`."
+            ) from None
+        return x
 
     if inputs is None:
         raise TypeError(f"{_EXPECTED}; got None.")
@@ -47,7 +62,7 @@ def _to_python_texts(inputs):
         raise TypeError(f"{_EXPECTED}; got a numeric {type(inputs).__name__}.")
     if isinstance(inputs, (list, tuple)):
         if all(isinstance(x, (str, bytes, np.bytes_)) for x in inputs):
-            return [as_str(x) for x in inputs], (len(inputs),)
+            return [as_str(x, i) for i, x in enumerate(inputs)], (len(inputs),)
         if not any(isinstance(x, (list, tuple, np.ndarray)) for x in inputs):
             # A flat list with a non-string item: name it.
             return [as_str(x, i) for i, x in enumerate(inputs)], (len(inputs),)
@@ -134,6 +149,13 @@ class SigLIP2Tokenizer(SentencePieceTokenizer):
         self.canonicalize = check_mode(canonicalize)
 
     # -- tokenize ---------------------------------------------------------
+
+    def __call__(self, inputs, *args, **kwargs):
+        """Checks eager inputs here, before Keras' layer call, which would
+        re-raise their errors wrapped in its own text."""
+        if not in_tf_function():
+            _to_python_texts(inputs)
+        return super().__call__(inputs, *args, **kwargs)
 
     def tokenize(self, inputs):
         self._check_vocabulary()

@@ -7,17 +7,27 @@ the libraries' progress bars. Two things are added on top:
 * cache first: a file that is already in the cache is used without any
   network request (also for unversioned Kaggle handles, whose newest cached
   version is used), so a pre-downloaded preset loads offline;
-* fail fast: before a download, a short TCP probe (a few seconds at most,
-  no retries) checks that the hub is reachable, so an offline machine gets a
-  clear `PresetDownloadError` at once instead of minutes of retries.
+* fail fast: before a download, a probe checks that the hub (or the proxy
+  in between) *answers* — a TCP connection, then the first bytes of a TLS
+  handshake, a proxy `CONNECT` or an HTTP reply — within `hub_timeout()`
+  seconds (20 by default, `$KERAS_SIGLIP2_HUB_TIMEOUT`). An offline machine
+  gets a clear `PresetDownloadError` at once, and a network that accepts
+  connections but never answers (a stalled proxy) one within that time,
+  instead of the libraries' minutes of retries. A target that failed is not
+  probed again for a minute.
 """
 
 import os
 import socket
+import ssl
 import threading
+import time
 import urllib.parse
 
-PROBE_TIMEOUT_SECONDS = 3.0
+HUB_TIMEOUT_VARIABLE = "KERAS_SIGLIP2_HUB_TIMEOUT"
+DEFAULT_HUB_TIMEOUT_SECONDS = 20.0
+REMEMBER_FAILURE_SECONDS = 60.0
+_recent_failures = {}  # (host, port) → (time.monotonic(), reason)
 
 
 class PresetDownloadError(OSError):
@@ -57,20 +67,65 @@ def _proxy_for(scheme, host):
     return None
 
 
-def probe(url, timeout=PROBE_TIMEOUT_SECONDS):
-    """None when a TCP connection to `url`'s host (or the configured proxy)
-    opens within `timeout` seconds, else a short reason. DNS lookups run in a
-    daemon thread so a hanging resolver cannot block longer than `timeout`."""
+def hub_timeout():
+    """Seconds a hub may take to answer: `$KERAS_SIGLIP2_HUB_TIMEOUT`, default 20."""
+    value = os.environ.get(HUB_TIMEOUT_VARIABLE)
+    if value is None:
+        return DEFAULT_HUB_TIMEOUT_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(
+            f"${HUB_TIMEOUT_VARIABLE} must be a positive number of seconds; got {value!r}."
+        )
+    return seconds
+
+
+def _await_answer(sock, url, proxy):
+    """Send what starts a request to `url` (through `proxy`) and wait for the
+    first byte back; raises `OSError` (e.g. a timeout) when none comes."""
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    if proxy:
+        sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        sock.recv(1)
+    elif url.scheme == "https":
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # an answer is all the probe needs
+        try:
+            context.wrap_socket(sock, server_hostname=host).close()
+        except ssl.SSLError:  # it answered, though not as we hoped: the library will say
+            pass
+    else:
+        sock.sendall(f"HEAD / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        sock.recv(1)
+
+
+def probe(url, timeout=None):
+    """None when `url`'s host (or the configured proxy) answers within
+    `timeout` seconds (default `hub_timeout()`), else a short reason. Runs in a
+    daemon thread, so neither a hanging resolver nor a silent peer blocks
+    longer than `timeout`."""
+    timeout = hub_timeout() if timeout is None else timeout
     parsed = urllib.parse.urlparse(url)
-    target = urllib.parse.urlparse(_proxy_for(parsed.scheme or "https", parsed.hostname) or url)
+    proxy = _proxy_for(parsed.scheme or "https", parsed.hostname)
+    target = urllib.parse.urlparse(proxy or url)
     host = target.hostname
     port = target.port or (443 if (target.scheme or "https") == "https" else 80)
+    failed = _recent_failures.get((host, port))
+    if failed and time.monotonic() - failed[0] < REMEMBER_FAILURE_SECONDS:
+        return failed[1]
     outcome = {}
 
     def connect():
         try:
-            with socket.create_connection((host, port), timeout=timeout):
-                outcome["ok"] = True
+            with socket.create_connection((host, port), timeout=timeout) as sock:
+                _await_answer(sock, parsed, proxy)
+            outcome["ok"] = True
+        except TimeoutError:  # the same as no answer by the deadline
+            pass
         except Exception as error:  # any failure means "not reachable"
             outcome["error"] = f"{type(error).__name__}: {error}"
 
@@ -79,7 +134,12 @@ def probe(url, timeout=PROBE_TIMEOUT_SECONDS):
     thread.join(timeout)
     if outcome.get("ok"):
         return None
-    return outcome.get("error", f"no answer from {host}:{port} within {timeout:g} s")
+    via = f" (through the proxy {host}:{port})" if proxy else ""
+    reason = outcome.get("error", f"no answer from {host}:{port} within {timeout:g} s") + via
+    if "error" not in outcome:
+        reason += f"; set ${HUB_TIMEOUT_VARIABLE} to wait longer"
+    _recent_failures[(host, port)] = (time.monotonic(), reason)
+    return reason
 
 
 # ----------------------------------------------------------------------------
@@ -98,7 +158,13 @@ def kaggle_cache_dir():
 
 
 def kaggle_api_url():
-    return os.environ.get("KAGGLE_API_ENDPOINT", "https://api.kaggle.com")
+    """The API endpoint kagglehub talks to (`$KAGGLE_API_ENVIRONMENT`)."""
+    try:
+        from kagglesdk.kaggle_env import get_endpoint, get_env
+
+        return get_endpoint(get_env())
+    except Exception:  # kagglehub missing, or an environment it does not know
+        return "https://api.kaggle.com"
 
 
 def parse_kaggle_handle(handle):
@@ -249,7 +315,7 @@ class HuggingFaceFiles:
         if reason:
             raise PresetDownloadError(f"cannot reach the Hugging Face Hub ({hf_endpoint()}): {reason}")
         try:
-            return huggingface_hub.hf_hub_download(**kwargs)
+            return huggingface_hub.hf_hub_download(**kwargs, etag_timeout=hub_timeout())
         except RemoteEntryNotFoundError as error:
             raise HubFileNotFoundError(f"{self.handle} has no file {filename!r}") from error
         except Exception as error:  # offline after all, repo missing/gated, HTTP errors

@@ -39,7 +39,12 @@ from keras_siglip2.presets.resolver import (
     locate_preset,
 )
 from keras_siglip2.presets.safetensors_reader import SafetensorsReader
-from keras_siglip2.presets.weights import build_without_values, check_assigned, load_entries
+from keras_siglip2.presets.weights import (
+    build_without_values,
+    check_assigned,
+    check_finite,
+    load_entries,
+)
 
 
 def build_backbone(cls, config, dtype=None):
@@ -83,9 +88,11 @@ def _wrap_unreadable(path, error):
 
 
 def _keras_weights_files(preset):
-    """Make sure the (possibly sharded) `.weights.h5` files are local."""
+    """Make sure the (possibly sharded) `.weights.h5` files are local; returns
+    (the path to load, the `.h5` files holding the arrays)."""
     try:
-        return preset.file(KERAS_WEIGHTS_FILE)
+        single = preset.file(KERAS_WEIGHTS_FILE)
+        return single, [single]
     except OSError as error:  # absent, or not downloadable now: try the sharded form
         single_error = error
     try:
@@ -101,25 +108,65 @@ def _keras_weights_files(preset):
     shards = set()
     for value in weight_map.values():
         shards.update(value if isinstance(value, list) else [value])
-    for shard in sorted(shards):
-        preset.file(shard)
-    return index
+    return index, [preset.file(shard) for shard in sorted(shards)]
+
+
+def _stored_array_count(files):
+    """Arrays of the model (not of an optimizer) in Keras `.weights.h5` files."""
+    import h5py
+
+    count = 0
+    for path in files:
+        with h5py.File(path, "r") as f:
+            names = []
+            f.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+            count += sum(not name.startswith("optimizer/") for name in names)
+    return count
+
+
+def _build_from_keras_config(backbone_cls, preset, dtype):
+    """keras-hub builds the backbone `config.json` describes; a config it cannot
+    build (a wrong type, a bad `dtype`) is a `ValueError` naming the file."""
+    config_file = os.path.join(preset.path, "config.json")
+    stored_dtype = preset.config.get("config", {}).get("dtype")
+    try:
+        if stored_dtype is not None:
+            keras.dtype_policies.get(stored_dtype)
+        return backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"{config_file} ({preset.source}) does not describe a model that can be built: "
+            f"{type(error).__name__}: {str(error)[:300].rstrip('. ')}. Fix the file, or re-save the "
+            "preset with `save_to_preset`."
+        ) from error
 
 
 def _from_keras_preset(backbone_cls, preset, load_weights, dtype=None):
     """A keras-hub `Backbone` subclass from a Keras preset directory: built by
     keras-hub's preset machinery (without values when loading weights), its
-    `.weights.h5` read by Keras."""
+    `.weights.h5` read by Keras after checking it holds one array per variable
+    (Keras would skip a layer missing from `config.json` without a word)."""
     if not load_weights:
-        return backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
-    weights = _keras_weights_files(preset)
-    backbone = build_without_values(
-        lambda: backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
-    )
+        return _build_from_keras_config(backbone_cls, preset, dtype)
+    weights, files = _keras_weights_files(preset)
+    backbone = build_without_values(lambda: _build_from_keras_config(backbone_cls, preset, dtype))
+    stored, expected = _stored_array_count(files), len(backbone.weights)
+    if stored != expected:
+        raise ValueError(
+            f"{weights} holds {stored} arrays but the architecture in config.json has "
+            f"{expected} variables ({preset.source}): the two files do not belong together "
+            "(a config edited by hand, or files of two presets mixed?). Re-save the preset "
+            "with `save_to_preset`, or restore its config.json."
+        )
     try:
         backbone.load_weights(weights)
     except (OSError, KeyError) as error:
         raise _wrap_unreadable(weights, error) from error
+    except ValueError as error:
+        raise ValueError(
+            f"The weights at {weights} do not fit the architecture in config.json "
+            f"({preset.source}): {str(error)[:300]}. Re-save the preset with `save_to_preset`."
+        ) from error
     check_assigned(backbone, preset.source)
     return backbone
 
@@ -133,7 +180,10 @@ def _load_keras(cls, preset, load_weights, dtype):
             f"{preset.source} holds a Keras preset of {preset.config['registered_name']!r}, "
             f"not a {cls.__name__}."
         )
-    return _from_keras_preset(Backbone, preset, load_weights, dtype)
+    backbone = _from_keras_preset(Backbone, preset, load_weights, dtype)
+    if load_weights:
+        check_finite(backbone, preset.source)
+    return backbone
 
 
 def _load_keras_hub(cls, preset, load_weights, dtype):
@@ -248,6 +298,14 @@ def load_backbone(cls, preset, load_weights=True, dtype=None):
         released name this needs no network access at all.
       dtype: dtype policy of the model (e.g. "bfloat16"); weights are cast.
     """
+    if dtype is not None:
+        try:
+            keras.dtype_policies.get(dtype)
+        except ValueError as error:
+            raise ValueError(
+                f"`dtype` must be a dtype policy such as 'float32', 'bfloat16' or "
+                f"'mixed_bfloat16'; got {dtype!r} ({error})"
+            ) from None
     if not load_weights and _is_released_name(preset):
         return build_backbone(cls, configs.checkpoint_config(preset), dtype)
     located = locate_preset(preset)

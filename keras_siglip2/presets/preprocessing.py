@@ -36,7 +36,15 @@ def load_preprocessor(located, backbone):
     from keras_siglip2.preprocessing import SigLIP2Preprocessor, SigLIP2Tokenizer
 
     if located.format == "keras" and located.file("preprocessor.json", required=False):
-        return SigLIP2Preprocessor.from_preset(located.path)
+        located.tokenizer_file  # fetched and checked (`Preset.file`) before keras-hub reads it
+        try:
+            return SigLIP2Preprocessor.from_preset(located.path)
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(
+                f"{located.source}: preprocessor.json does not describe a preprocessor that "
+                f"can be built: {type(error).__name__}: {str(error)[:300].rstrip('. ')}. Fix the file, or "
+                "re-save the preset with `save_to_preset`."
+            ) from error
     tokenizer = None
     proto = located.tokenizer_file
     if proto and os.path.isfile(proto):

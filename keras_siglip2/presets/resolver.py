@@ -72,13 +72,15 @@ class Preset:
         """Local path of a file of this preset (downloaded if remote).
 
         With `required=False`, None when the preset has no such file — or,
-        with a warning, when it cannot be downloaded now (offline).
+        with a warning, when it cannot be downloaded now (offline). A file
+        that cannot be read as what its name says is a `ValueError` naming it
+        (`check_readable`), whether required or not.
         """
         filename = safe_relative_path(filename)
         try:
             if self.hub is not None:
                 try:
-                    return self.hub.fetch(filename)
+                    return check_readable(self.hub.fetch(filename))
                 except PresetDownloadError as error:
                     if required:
                         raise _download_error(self.source, [(self.hub, error)], self.name) from None
@@ -87,7 +89,7 @@ class Preset:
             path = os.path.join(base, filename)
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"{self.source} has no file {filename!r}")
-            return path
+            return check_readable(path)
         except FileNotFoundError:
             if required:
                 raise
@@ -110,7 +112,66 @@ def _read_json(path):
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except ValueError as error:
-        raise ValueError(f"{path} is not valid JSON (corrupt download?): {error}") from error
+        raise ValueError(
+            f"{path} is not valid JSON (corrupt or truncated download?): {error}. "
+            + _REMEDY
+        ) from error
+
+
+def _read_safetensors(path):
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as f:
+        f.keys()
+
+
+def _read_hdf5(path):
+    import h5py
+
+    h5py.File(path, "r").close()
+
+
+def _read_sentencepiece(path):
+    import sentencepiece
+
+    sentencepiece.SentencePieceProcessor(model_file=path)
+
+
+_REMEDY = (
+    "Download it again (from a hub: delete it from the cache first), or re-save the "
+    "preset with `save_to_preset`."
+)
+# What each kind of preset file is read as, by suffix (nothing is executed).
+_READERS = {
+    ".json": ("JSON", _read_json),
+    ".safetensors": ("safetensors", _read_safetensors),
+    ".h5": ("HDF5 (Keras weights)", _read_hdf5),
+    ".spm": ("SentencePiece model", _read_sentencepiece),
+    ".model": ("SentencePiece model", _read_sentencepiece),
+}
+
+
+def check_readable(path):
+    """`path`, after checking that it parses as what its suffix says (JSON,
+    safetensors header, HDF5, SentencePiece); else a `ValueError` naming the
+    file and what to do. Files of other kinds are returned unchecked."""
+    kind, read = _READERS.get(os.path.splitext(path)[1], (None, None))
+    if read is None:
+        return path
+    try:
+        read(path)
+    except Exception as error:  # the readers' own types: SafetensorError, OSError, ...
+        if read is _read_json:
+            raise  # it names the file and the remedy already
+        raise _unreadable(path, kind, error) from error
+    return path
+
+
+def _unreadable(path, kind, error):
+    return ValueError(
+        f"{path} is not a readable {kind} file (corrupt or truncated download?): "
+        f"{type(error).__name__}: {str(error)[:200].rstrip('. ')}. " + _REMEDY
+    )
 
 
 def format_of_config(config, source):

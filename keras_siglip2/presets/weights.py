@@ -32,6 +32,20 @@ def assign(variable, array, source):
     variable.assign(array)
 
 
+def check_finite(model, checkpoint="the checkpoint"):
+    """Raise if a floating-point weight of `model` holds NaN or infinity (for
+    formats whose weights Keras loads itself, without `assign`)."""
+    for variable in model.weights:
+        if not keras.backend.is_float_dtype(variable.dtype):
+            continue
+        if not _all_finite(np.asarray(keras.ops.convert_to_numpy(variable))):
+            raise ValueError(
+                f"{checkpoint}: the weights hold NaN or infinite values in "
+                f"{variable.path!r}. The checkpoint is corrupt or was saved after "
+                "training diverged; use an earlier one."
+            )
+
+
 def build_without_values(build):
     """The model `build()` makes, with shaped variables but no values yet.
 

@@ -219,7 +219,7 @@ def test_path_that_starts_like_an_image_signature(files, monkeypatch):
 
 
 def test_missing_caption_or_image_key():
-    with pytest.raises(ValueError, match="Record 1 needs an 'image' and a 'caption'"):
+    with pytest.raises(ValueError, match="Record 1: needs an .image. and a .caption."):
         sources.from_records([{"image": _pixels(4, 4, 0), "caption": "ok"}, {"image": "x.png"}])
     with pytest.raises(ValueError, match="needs an 'image' and a 'caption'"):
         sources.from_records([{"caption": "no image"}])

@@ -197,5 +197,5 @@ def test_retrieval_data_errors(tmp_path):
     with pytest.raises(ValueError, match="Cannot read"):
         retrieval_data(tmp_path / "data.parquet")
     (tmp_path / "bad.jsonl").write_text('{"image": "a.png"}\n')
-    with pytest.raises(ValueError, match="needs an 'image' and a 'caption'"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: needs an 'image' \(a path\) and a 'caption'"):
         retrieval_data(tmp_path / "bad.jsonl")

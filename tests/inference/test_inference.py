@@ -174,7 +174,7 @@ def test_bad_input_is_a_clear_error(tiny_fixed, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="Could not read"):
         model.embed_images([str(tmp_path / "broken.png")])
-    with pytest.raises(ValueError, match="must be strings"):
+    with pytest.raises(TypeError, match="must hold strings"):
         model.embed_texts(["a", 3])
     with pytest.raises(ValueError, match="'image' key"):
         model.embed_images(tf.data.Dataset.from_tensor_slices({"pixels": np.zeros((2, 4, 4, 3))}))

@@ -151,7 +151,7 @@ class TestBadInput:
     def test_spatial_shape_exceeds_valid_patches(self, naflex, rng):
         inputs = tiny_inputs(rng, naflex=True)
         inputs["spatial_shapes"] = np.array([[3, 3], [4, 4]], "int32")
-        with pytest.raises(ValueError, match=r"Image 0: spatial shape \(3, 3\) needs h·w = 9"):
+        with pytest.raises(ValueError, match=r"Image 0: spatial shape \(3, 3\) needs its first h·w = 9"):
             naflex.vision_encoder(inputs)
 
     def test_token_out_of_range(self, fixed):

@@ -112,8 +112,9 @@ def test_float_and_integer_arrays_use_value_range(rgb):
     np.testing.assert_array_equal(load_image(signed, value_range=(-1, 1)), rgb)
     wide16 = rgb.astype(np.uint16) * 257
     np.testing.assert_array_equal(load_image(wide16, value_range=(0, 65535)), rgb)
-    # Out-of-range values are clipped, floats keep their fraction in image_to_array.
-    assert load_image(np.full((2, 2, 3), 300.0)).max() == 255
+    # Small overshoots (resampling) are clipped, floats keep their fraction in image_to_array.
+    assert load_image(np.full((2, 2, 3), 258.0)).max() == 255
+    assert load_image(np.full((2, 2, 3), -3.0)).min() == 0
     assert image_to_array(np.full((2, 2, 3), 10.25)).dtype == np.float32
     assert image_to_array(np.full((2, 2, 3), 10.25))[0, 0, 0] == pytest.approx(10.25)
     np.testing.assert_array_equal(load_image(np.ones((2, 2), bool)), np.full((2, 2, 3), 255))

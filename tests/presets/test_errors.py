@@ -10,18 +10,7 @@ from keras_siglip2 import SigLIP2Backbone
 from keras_siglip2.presets import PresetDownloadError, locate_preset
 from keras_siglip2.presets.hubs import probe
 from tests.presets import checkpoints
-from tests.presets.offline import no_network  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    import huggingface_hub.constants
-
-    kaggle, hf = tmp_path / "kaggle-cache", tmp_path / "hf-cache"
-    monkeypatch.setenv("KAGGLEHUB_CACHE", str(kaggle))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hf))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    return kaggle, hf
+from tests.presets.offline import empty_caches, no_network  # noqa: F401  (fixtures)
 
 
 def test_offline_alias_fails_fast_naming_sources_caches_and_remedies(empty_caches, no_network):

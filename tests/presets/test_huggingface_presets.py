@@ -1,11 +1,13 @@
 """Hugging Face checkpoints written by transformers' `save_pretrained` → `from_preset`."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from keras_siglip2 import SigLIP2Backbone
+from keras_siglip2.data import demo_vocabulary_path
 from keras_siglip2.presets import locate_preset
 from tests.presets import checkpoints
 
@@ -45,7 +47,7 @@ def test_saved_transformers_checkpoint_matches_torch_outputs(tmp_path, rng, nafl
 def test_tokenizer_and_naflex_patch_budget_come_from_the_repo_files(tmp_path):
     checkpoints.transformers_model(naflex=True).save_pretrained(tmp_path)
     assert locate_preset(str(tmp_path)).tokenizer_file is None
-    (tmp_path / "tokenizer.model").write_bytes(b"sentencepiece model bytes")
+    (tmp_path / "tokenizer.model").write_bytes(Path(demo_vocabulary_path()).read_bytes())
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"max_num_patches": 576}))
     preset = locate_preset(str(tmp_path))
     assert preset.tokenizer_file == str(tmp_path / "tokenizer.model")
