@@ -16,7 +16,7 @@ from keras_siglip2.models.backbone import SigLIP2Backbone
 from keras_siglip2.models.heads import LocCaDecoder, patch_centres
 from keras_siglip2.models.inference import InferenceMethods
 from keras_siglip2.models.metrics import LatestValue, loss_trackers
-from keras_siglip2.models.optimizer import paper_optimizer
+from keras_siglip2.models.optimizer import paper_optimizer, recipe_settings
 from keras_siglip2.models.self_supervised import (
     SelfSupervisedTraining,
     self_supervised_settings,
@@ -225,13 +225,23 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         return model
 
     def _load_head_weights(self, path):
+        """Assign every training-head variable from `path` (names of earlier
+        versions upgraded); a variable the file lacks is an error."""
+        from keras_siglip2.presets.legacy import upgrade_variable_path
         from keras_siglip2.presets.weights import assign
 
         with safe_open(path, framework="numpy") as f:
-            stored = set(f.keys())
+            stored = {upgrade_variable_path(name): name for name in f.keys()}
+            missing = sorted(set(self._head_variables()) - set(stored))
+            if missing:
+                raise ValueError(
+                    f"{path} has no values for {len(missing)} training-head variables "
+                    f"(e.g. {missing[:3]}): it does not match {self.TASK_CONFIG_FILE} "
+                    "beside it. Save the preset again, or load it with `locca=False` "
+                    "and no self-supervision to use the backbone alone."
+                )
             for name, variable in self._head_variables().items():
-                if name in stored:
-                    assign(variable, f.get_tensor(name), source=f"{path}:{name}")
+                assign(variable, f.get_tensor(stored[name]), source=f"{path}:{stored[name]}")
 
     # ----------------------------------------------------------------- forward
     def _image_inputs(self, inputs):
@@ -283,8 +293,9 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
     def compile(
         self,
         optimizer="auto",
-        learning_rate=1e-3,
-        weight_decay=1e-4,
+        learning_rate=None,
+        weight_decay=None,
+        recipe="pretraining",
         warmup_steps=0,
         total_steps=None,
         global_clipnorm=1.0,
@@ -301,6 +312,13 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         global-norm clipping at 1, linear warmup then cosine decay to 0 over
         `total_steps` (constant after warmup if `total_steps` is None).
 
+        `recipe`: "pretraining" (the above) or "fine_tuning" (lr 1e-5, no
+            weight decay: the paper's last stage, for adapting a checkpoint);
+            `learning_rate` and `weight_decay` override the recipe's.
+        Only trainable weights are trained and decayed and get optimizer
+        state: freeze a tower first (`model.backbone.text_encoder.trainable =
+        False`, LiT) or call `model.backbone.enable_lora(rank)`.
+
         `loss_weights`: dict overriding `default_loss_weights()` (keys
             `sigmoid`, `locca`, and with self-supervision `self_distillation`,
             `masked_prediction`).
@@ -316,6 +334,8 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             a super-batch of which the `curation_fraction` most learnable
             examples (learner − teacher per-example sigmoid loss) are trained on.
         """
+        self._check_trainable()
+        learning_rate, weight_decay = recipe_settings(recipe, learning_rate, weight_decay)
         if optimizer == "auto":
             optimizer = paper_optimizer(
                 self, learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm
@@ -341,6 +361,27 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             teacher.trainable = False
             self.curation = {"teacher": teacher, "fraction": float(curation_fraction)}
         super().compile(optimizer=optimizer, **kwargs)
+
+    def _check_trainable(self):
+        """Refuse what cannot train: nothing trainable, or self-supervision
+        (whose student is the image tower) with that tower frozen or LoRA'd."""
+        if not self.trainable_variables:
+            raise ValueError(
+                "Every weight is frozen: nothing would train. Unfreeze a tower "
+                "(`trainable = True`) or call `backbone.enable_lora(rank)`."
+            )
+        if self.self_supervised is None:
+            return
+        vision = self.backbone.vision_encoder
+        frozen = [v.path for v in vision.weights if not v.trainable and "lora_kernel" not in v.path]
+        if frozen:
+            raise ValueError(
+                "Self-distillation and masked prediction train the image tower (the "
+                f"EMA teacher follows it), but {len(frozen)} of its weights are frozen "
+                f"(e.g. {frozen[0]}, frozen or under LoRA). Build the model without "
+                "self-supervision (`self_supervised=None`) to fine-tune a frozen or "
+                "LoRA-adapted image tower."
+            )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         head = self.backbone.logit_head

@@ -33,6 +33,7 @@ from keras_siglip2.presets.huggingface import (
     transformers_preset_config,
 )
 from keras_siglip2.presets.keras_hub_siglip import config_from_keras_hub, keras_hub_weight_map
+from keras_siglip2.presets.legacy import upgraded_keras_weights
 from keras_siglip2.presets.resolver import (
     KERAS_SHARDED_WEIGHTS_FILE,
     KERAS_WEIGHTS_FILE,
@@ -106,18 +107,27 @@ def _keras_weights_files(preset):
     return index
 
 
-def _from_keras_preset(backbone_cls, preset, load_weights, dtype=None):
-    """A keras-hub `Backbone` subclass from a Keras preset directory: built by
-    keras-hub's preset machinery (without values when loading weights), its
-    `.weights.h5` read by Keras."""
+def _build_keras_preset(preset, dtype=None):
+    """The backbone a Keras preset's `config.json` describes. A quantized
+    model keeps its per-layer dtype policies (keras-hub's `from_preset`
+    would replace them with `dtype`) unless `dtype` is given."""
+    config = dict(preset.config)
+    if dtype is not None:
+        config["config"] = {**config["config"], "dtype": dtype}
+    return keras.saving.deserialize_keras_object(config)
+
+
+def _from_keras_preset(preset, load_weights, dtype=None):
+    """A keras-hub `Backbone` subclass from a Keras preset directory (ours or
+    keras-hub's): built from its config (without values when loading
+    weights), its `.weights.h5` read by Keras."""
     if not load_weights:
-        return backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
+        return _build_keras_preset(preset, dtype)
     weights = _keras_weights_files(preset)
-    backbone = build_without_values(
-        lambda: backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
-    )
+    backbone = build_without_values(lambda: _build_keras_preset(preset, dtype))
     try:
-        backbone.load_weights(weights)
+        with upgraded_keras_weights(weights) as current:
+            backbone.load_weights(current)
     except (OSError, KeyError) as error:
         raise _wrap_unreadable(weights, error) from error
     check_assigned(backbone, preset.source)
@@ -125,15 +135,13 @@ def _from_keras_preset(backbone_cls, preset, load_weights, dtype=None):
 
 
 def _load_keras(cls, preset, load_weights, dtype):
-    from keras_hub.models import Backbone
-
     stored = keras.saving.get_registered_object(preset.config["registered_name"])
     if not (isinstance(stored, type) and issubclass(stored, cls)):
         raise ValueError(
             f"{preset.source} holds a Keras preset of {preset.config['registered_name']!r}, "
             f"not a {cls.__name__}."
         )
-    return _from_keras_preset(Backbone, preset, load_weights, dtype)
+    return _from_keras_preset(preset, load_weights, dtype)
 
 
 def _load_keras_hub(cls, preset, load_weights, dtype):
@@ -142,9 +150,9 @@ def _load_keras_hub(cls, preset, load_weights, dtype):
     backbone = _backbone(cls, config, dtype, load_weights)
     if not load_weights:
         return backbone
-    from keras_hub.models import SigLIPBackbone
+    import keras_hub  # noqa: F401  (registers SigLIPBackbone for the config)
 
-    reference = _from_keras_preset(SigLIPBackbone, preset, load_weights=True)
+    reference = _from_keras_preset(preset, load_weights=True)
     entries, pairs = [], {}
     for i, (ours, theirs, transform) in enumerate(keras_hub_weight_map(backbone, reference)):
         name = f"{theirs.path}#{i}"  # paths repeat across the two towers
