@@ -6,6 +6,7 @@ import warnings
 import keras
 from keras_hub.models import Backbone
 
+from keras_siglip2.layers.embeddings import extend_text_positions
 from keras_siglip2.layers.similarity import SigmoidLogitHead, l2_normalize
 from keras_siglip2.models.input_checks import ChecksInputs
 from keras_siglip2.models.text_encoder import SigLIP2TextEncoder
@@ -135,6 +136,25 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
             super().quantize(mode, **kwargs)
+
+    def with_text_length(self, sequence_length):
+        """A new backbone whose text tower takes `sequence_length` tokens
+        (more than it was trained with), with this one's weights and the
+        text positions extended by `layers.embeddings.extend_text_positions`.
+        An extension beyond the released models: texts that fit the old
+        length give nearly, not exactly, the same embeddings (the extra
+        padding takes part in attention), and `fit` trains the new positions.
+        """
+        config = self.get_config()
+        config["text"] = {**config["text"], "sequence_length": int(sequence_length)}
+        resized = type(self).from_config(config)
+        positions = self.text_encoder.embedding.position_embeddings
+        for old, new in zip(self.weights, resized.weights):
+            value = keras.ops.convert_to_numpy(old)
+            if old is positions:
+                value = extend_text_positions(value, sequence_length)
+            new.assign(value)
+        return resized
 
     def default_lora_layer_names(self):
         """LoRA targets of `enable_lora`: the attention query and value

@@ -176,9 +176,17 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
     TASK_WEIGHTS_FILE = "siglip2_task.safetensors"
 
     def _head_variables(self):
-        """Variables of the training heads (not of the backbone), by path."""
+        """Variables of the training heads (not of the backbone), by path
+        within the model: the model's own variables (the mask token, the
+        centres, the step counter) without the model's name, which Keras
+        makes unique per process (`sig_lip2`, `sig_lip2_1`, …)."""
         backbone = {id(v) for v in self.backbone.weights}
-        return {v.path: v for v in self.weights if id(v) not in backbone}
+        prefix = f"{self.name}/"
+        return {
+            v.path[len(prefix):] if v.path.startswith(prefix) else v.path: v
+            for v in self.weights
+            if id(v) not in backbone
+        }
 
     def save_to_preset(self, preset_dir):
         """Write backbone (keras-hub format), preprocessor assets, and the
@@ -195,13 +203,19 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             save_file(heads, str(preset_dir / self.TASK_WEIGHTS_FILE))
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, dtype=None, **kwargs):
+    def from_preset(cls, preset, load_weights=True, dtype=None, text_sequence_length=None,
+                    **kwargs):
         """Load a preset: a released name/alias (`"so400m"`, `"b16-naflex"`), an
         `hf://` or `kaggle://` handle, a local directory (ours, keras-hub,
         Hugging Face) or a big_vision `.npz` (see `keras_siglip2.presets`).
 
         Training heads saved with the preset are restored; released
         checkpoints have none (pass `locca=True` to attach a fresh decoder).
+        `text_sequence_length`: take longer texts than the checkpoint was
+        trained with (e.g. 128 or 256 instead of 64): the text positions are
+        extended (`SigLIP2Backbone.with_text_length`) and the tokenizer pads
+        to the new length; an extension beyond the released models, to be
+        fine-tuned.
         """
         from keras_siglip2.presets.preprocessing import load_preprocessor
         from keras_siglip2.presets.loader import load_backbone
@@ -218,6 +232,15 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             # Saved before the decoder had memory positions: keep its plain decoder.
             task.setdefault("decoder_memory_positions", False)
         task.update(kwargs)
+        if text_sequence_length is not None:
+            if task.get("locca", True) and task_file:
+                raise ValueError(
+                    "`text_sequence_length` extends the towers; this preset's LocCa "
+                    "decoder was trained at the old length. Load it with `locca=False`."
+                )
+            backbone = backbone.with_text_length(text_sequence_length)
+            if preprocessor is not None and preprocessor.tokenizer is not None:
+                preprocessor.tokenizer.sequence_length = int(text_sequence_length)
         model = cls(backbone, preprocessor, **task)
         weights_file = located.file(cls.TASK_WEIGHTS_FILE, required=False)
         if load_weights and weights_file:
@@ -230,9 +253,16 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         from keras_siglip2.presets.legacy import upgrade_variable_path
         from keras_siglip2.presets.weights import assign
 
+        variables = self._head_variables()
+        own = {name for name in variables if "/" not in name}
         with safe_open(path, framework="numpy") as f:
-            stored = {upgrade_variable_path(name): name for name in f.keys()}
-            missing = sorted(set(self._head_variables()) - set(stored))
+            stored = {}
+            for name in f.keys():
+                key = upgrade_variable_path(name)
+                if key.count("/") == 1 and key.split("/")[1] in own:
+                    key = key.split("/")[1]  # saved with the model's name in front
+                stored[key] = name
+            missing = sorted(set(variables) - set(stored))
             if missing:
                 raise ValueError(
                     f"{path} has no values for {len(missing)} training-head variables "
@@ -240,7 +270,7 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
                     "beside it. Save the preset again, or load it with `locca=False` "
                     "and no self-supervision to use the backbone alone."
                 )
-            for name, variable in self._head_variables().items():
+            for name, variable in variables.items():
                 assign(variable, f.get_tensor(stored[name]), source=f"{path}:{stored[name]}")
 
     # ----------------------------------------------------------------- forward

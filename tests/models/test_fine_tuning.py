@@ -154,3 +154,63 @@ def test_presets_of_earlier_versions_load(tmp_path):
     assert expected.keys() == got.keys()
     for path, value in expected.items():
         np.testing.assert_array_equal(got[path], value, err_msg=path)
+
+
+def test_float16_trains_with_loss_scaling_or_is_refused():
+    """mixed_float16: JAX on CPU cannot run float16 matmuls and says so when the
+    model is built; TensorFlow and PyTorch train with Keras' loss scaling
+    (the first steps overflow and are skipped while the scale falls) and
+    give finite outputs."""
+    keras.config.set_dtype_policy("mixed_float16")
+    if keras.backend.backend() == "jax":
+        with pytest.raises(ValueError, match="float16"):
+            tiny_model(locca=True)
+        return
+    model = tiny_model(locca=True)
+    batch = first_batch(training_batches(demo_dataset(8, seed=0), model, 4, seed=0))
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    losses = [model.train_on_batch(batch, return_dict=True)["loss"] for _ in range(14)]
+    assert np.isfinite(losses).all()
+    assert float(ops.convert_to_numpy(model.optimizer.dynamic_scale)) < 2**15
+    assert losses[-1] < losses[0] - 0.5, losses
+    outputs = model.predict_on_batch({k: batch[k] for k in ("images", "token_ids")})
+    assert all(np.isfinite(ops.convert_to_numpy(v)).all() for v in outputs.values())
+
+
+def test_extend_text_positions():
+    from keras_siglip2.layers.embeddings import extend_text_positions
+
+    table = np.arange(12, dtype="float32").reshape(4, 3)  # 4 positions
+    longer = extend_text_positions(table, 7)
+    np.testing.assert_array_equal(longer[:3], table[:3])  # the texts' own positions
+    np.testing.assert_array_equal(longer[-1], table[-1])  # the pooled last position
+    steps = np.diff(longer[2:], axis=0)  # rows 2 … 6 walk evenly from row 2 to row 3
+    np.testing.assert_allclose(steps, np.full_like(steps, 0.75), rtol=1e-6)
+    np.testing.assert_array_equal(extend_text_positions(table, 4), table)
+    with pytest.raises(ValueError, match="extended"):
+        extend_text_positions(table, 3)
+
+
+def test_longer_texts_from_a_preset(tmp_path):
+    model = tiny_model(locca=False)
+    model.save_to_preset(str(tmp_path))
+    longer = ks.SigLIP2.from_preset(str(tmp_path), text_sequence_length=24)
+    assert longer.backbone.text_encoder.sequence_length == 24
+    assert longer.preprocessor.tokenizer("a cat").shape == (24,)
+    texts = ["red circle", "blue square"]
+    before, after = model.embed_texts(texts), longer.embed_texts(texts)
+    assert (before * after).sum(-1).min() > 0.9  # close, not equal: more padding attends
+    # The new positions train: their gradient reaches the table.
+    batch = first_batch(training_batches(demo_dataset(4, seed=0), longer, 4, seed=0))
+    assert batch["token_ids"].shape[1] == 24
+    positions = longer.backbone.text_encoder.embedding.position_embeddings
+    before_step = np.array(ops.convert_to_numpy(positions))
+    longer.compile(optimizer=keras.optimizers.SGD(1.0))
+    longer.train_on_batch(batch)
+    moved = np.abs(np.array(ops.convert_to_numpy(positions)) - before_step).max(-1)
+    assert (moved[16:] > 0).all()
+    locca = tiny_model(locca=True)
+    locca.save_to_preset(str(tmp_path / "locca"))
+    with pytest.raises(ValueError, match="locca=False"):
+        ks.SigLIP2.from_preset(str(tmp_path / "locca"), text_sequence_length=24)
