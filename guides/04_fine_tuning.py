@@ -269,7 +269,49 @@ print("reloaded model gives the same embeddings:", same)
 print(sorted(os.listdir("my_finetuned_siglip2")))
 
 # %% [markdown]
-# ## 8. Another backend, and the command line
+# ## 8. Adapting cheaply: LoRA and LiT
+#
+# Most adaptations of a released checkpoint need neither the decoder nor the
+# self-supervised heads, nor every weight trained:
+#
+# - **LoRA** (`backbone.enable_lora(rank)`): every weight is frozen and small
+#   rank-`rank` factors are added to the attention query and value
+#   projections and to the MLPs of both towers; `fit` trains the factors only
+#   (`train_logit_head=True` adds the temperature and bias), and
+#   `save_lora_weights` stores just them.
+# - **LiT** (locked image or text tower): set a tower's `trainable = False`
+#   before `compile`; it stays bit-identical and gets no optimizer state.
+#
+# `compile(recipe="fine_tuning")` starts from the paper's last-stage settings
+# (learning rate 1e-5, no weight decay); a short run like this one takes a
+# larger rate.
+
+# %%
+def adapt(method):
+    """The model saved above, sigmoid loss only, adapted with `method`."""
+    adapted = ks.SigLIP2.from_preset("my_finetuned_siglip2", locca=False, self_supervised=None)
+    if method == "lora":
+        adapted.backbone.enable_lora(4)
+    else:  # LiT: lock the text tower, tune the image tower
+        adapted.backbone.text_encoder.trainable = False
+    rate = (3e-3 if method == "lora" else 1e-3) if SMALL else (1e-4 if method == "lora" else 1e-5)
+    adapted.compile(recipe="fine_tuning", learning_rate=rate, total_steps=STEPS // 2)
+    stream = ks.data.training_batches(raw.repeat(), adapted, batch_size=BATCH, seed=1)
+    adapted.fit(stream, steps_per_epoch=STEPS // 2, epochs=1, verbose=0)
+    trainable = sum(int(np.prod(v.shape)) for v in adapted.trainable_variables)
+    top1 = ks.evaluation.evaluate_zero_shot(adapted, test_data, templates="plain", verbose=0)
+    print(f"{method}: {trainable:,} of {adapted.count_params():,} parameters trained, "
+          f"top-1 {top1['metrics']['top1']:.3f}")
+    return adapted
+
+
+lora_model = adapt("lora")
+lora_model.backbone.save_lora_weights("adapter.lora.h5")
+print(f"adapter file: {os.path.getsize('adapter.lora.h5') / 2**10:.0f} KiB")
+lit_model = adapt("lit")
+
+# %% [markdown]
+# ## 9. Another backend, and the command line
 #
 # Nothing above depends on the backend. To run it on TensorFlow or PyTorch,
 # start a new process (or restart the kernel) with `KERAS_BACKEND` set. The
@@ -308,4 +350,10 @@ if result.returncode != 0:
 # - Serving the result: [06_convert_and_export](06_convert_and_export.ipynb)
 #   (SavedModel, ONNX).
 # - Mixed precision: `keras.config.set_dtype_policy("mixed_bfloat16")` before
-#   building the model (variables, losses and logits stay in float32).
+#   building the model (variables, losses and logits stay in float32);
+#   `"mixed_float16"` trains with loss scaling on GPUs, and on CPU with
+#   TensorFlow or PyTorch.
+# - Smaller weights for serving: `model.backbone.quantize("int8")` (also
+#   `"int4"`, `"float8"`); the quantized model saves and loads as a preset.
+# - Longer texts than the checkpoint's 64 tokens:
+#   `SigLIP2.from_preset(..., text_sequence_length=128)`, then fine-tune.

@@ -1,6 +1,7 @@
 """Patch, position and token embeddings, including the NaFlex position resize."""
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -172,6 +173,29 @@ class NaFlexPositionEmbedding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "grid_size": self.grid_size}
+
+
+def extend_text_positions(table, length):
+    """Learned text positions `(L0, D)` → `(length, D)`, `length ≥ L0`.
+
+    The text tower pools its last position, so the last learned row moves to
+    the new last position; the first `L0 − 1` rows stay where they are (a
+    short text sees the positions it was trained with), and the new rows in
+    between interpolate linearly from row `L0 − 2` to row `L0 − 1`.
+    """
+    table = np.asarray(table)
+    old = table.shape[0]
+    if length < old:
+        raise ValueError(
+            f"The text tower was trained with {old} positions; it can be extended, "
+            f"not cut to {length}."
+        )
+    if length == old or old < 2:
+        return np.concatenate([table, np.repeat(table[-1:], length - old, axis=0)])
+    first, last = table[old - 2], table[old - 1]
+    steps = np.arange(1, length - old + 2, dtype=table.dtype)[:, None] / (length - old + 1)
+    tail = first + (last - first) * steps  # rows L0−1 … length−1, ending at `last`
+    return np.concatenate([table[: old - 1], tail]).astype(table.dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")

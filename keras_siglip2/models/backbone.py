@@ -1,10 +1,12 @@
 """SigLIP2Backbone: both towers and the sigmoid logit head."""
 
 import math
+import warnings
 
 import keras
 from keras_hub.models import Backbone
 
+from keras_siglip2.layers.embeddings import extend_text_positions
 from keras_siglip2.layers.similarity import SigmoidLogitHead, l2_normalize
 from keras_siglip2.models.input_checks import ChecksInputs
 from keras_siglip2.models.text_encoder import SigLIP2TextEncoder
@@ -107,9 +109,9 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
             r"patch_embedding/kernel": (None, data),
             r"memory_position_kernel": (None, data),  # LocCa decoder: (features, D_img)
             # Attention kernels (D, heads, head_dim) and (heads, head_dim, D).
-            r"attention/(query|key|value)_kernel": (data, model, None),
-            r"attention/(query|key|value)_bias": (model, None),
-            r"attention/output_kernel": (model, None, data),
+            r"attention/(query|key|value)/kernel": (data, model, None),
+            r"attention/(query|key|value)/bias": (model, None),
+            r"attention/attention_output/kernel": (model, None, data),
             r"mlp/fc1/kernel": (data, model),
             r"mlp/fc1/bias": (model,),
             r"mlp/fc2/kernel": (model, data),
@@ -125,6 +127,53 @@ class SigLIP2Backbone(ChecksInputs, Backbone):
     @property
     def naflex(self):
         return self.vision_encoder.naflex
+
+    def quantize(self, mode, **kwargs):
+        """Keras' `quantize` (`"int8"`, `"int4"`, `"float8"`) on every `Dense`
+        and `EinsumDense` of both towers: the attention projections, the
+        MLPs and the text head. Embeddings, LayerNorms and the patch
+        embedding stay as they are (without one warning each from Keras)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+            super().quantize(mode, **kwargs)
+
+    def with_text_length(self, sequence_length):
+        """A new backbone whose text tower takes `sequence_length` tokens
+        (more than it was trained with), with this one's weights and the
+        text positions extended by `layers.embeddings.extend_text_positions`.
+        An extension beyond the released models: texts that fit the old
+        length give nearly, not exactly, the same embeddings (the extra
+        padding takes part in attention), and `fit` trains the new positions.
+        """
+        config = self.get_config()
+        config["text"] = {**config["text"], "sequence_length": int(sequence_length)}
+        resized = type(self).from_config(config)
+        positions = self.text_encoder.embedding.position_embeddings
+        for old, new in zip(self.weights, resized.weights):
+            value = keras.ops.convert_to_numpy(old)
+            if old is positions:
+                value = extend_text_positions(value, sequence_length)
+            new.assign(value)
+        return resized
+
+    def default_lora_layer_names(self):
+        """LoRA targets of `enable_lora`: the attention query and value
+        projections (as keras-hub) and both MLP layers, in both towers and
+        the MAP head."""
+        return ["query", "value", "fc1", "fc2"]
+
+    def enable_lora(self, rank, target_layer_names=None, train_logit_head=False):
+        """Freeze every weight and add rank-`rank` LoRA factors to the target
+        layers (`default_lora_layer_names`): `fit` then trains the factors
+        only (Keras would also train the target layers' biases; they are
+        frozen here), and the temperature and bias with
+        `train_logit_head=True`. `save_lora_weights(path.lora.h5)` /
+        `load_lora_weights` store the factors alone."""
+        super().enable_lora(rank, target_layer_names)
+        for layer in self._flatten_layers(include_self=False):
+            if getattr(layer, "lora_enabled", False) and getattr(layer, "bias", None) is not None:
+                layer.bias.trainable = False
+        self.logit_head.trainable = train_logit_head
 
     def encode_images(self, inputs):
         """Image-tower inputs → L2-normalised `(B, D)` float32 embeddings."""

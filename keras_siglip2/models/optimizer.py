@@ -7,6 +7,26 @@ import numbers
 import keras
 from keras import ops
 
+# `SigLIP2.compile(recipe=...)` defaults; explicit arguments override them.
+RECIPES = {
+    # SPEC §3: Adam, lr 1e-3, decoupled weight decay 1e-4 on kernels.
+    "pretraining": dict(learning_rate=1e-3, weight_decay=1e-4),
+    # The paper's last (ACID distillation) stage, and what adapting a released
+    # checkpoint needs: a small rate and no decay towards zero.
+    "fine_tuning": dict(learning_rate=1e-5, weight_decay=0.0),
+}
+
+
+def recipe_settings(recipe, learning_rate=None, weight_decay=None):
+    """`(learning_rate, weight_decay)` of `recipe`, each overridden when given."""
+    if recipe not in RECIPES:
+        raise ValueError(f"`recipe` must be one of {sorted(RECIPES)}; got {recipe!r}.")
+    defaults = RECIPES[recipe]
+    return (
+        defaults["learning_rate"] if learning_rate is None else learning_rate,
+        defaults["weight_decay"] if weight_decay is None else weight_decay,
+    )
+
 
 def paper_optimizer(model, learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm):
     """AdamW as in the paper: decay only kernels, decay follows the schedule.

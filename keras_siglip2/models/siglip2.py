@@ -16,7 +16,11 @@ from keras_siglip2.models.backbone import SigLIP2Backbone
 from keras_siglip2.models.heads import LocCaDecoder, patch_centres
 from keras_siglip2.models.inference import InferenceMethods
 from keras_siglip2.models.metrics import LatestValue, loss_trackers
-from keras_siglip2.models.optimizer import check_training_arguments, paper_optimizer
+from keras_siglip2.models.optimizer import (
+    check_training_arguments,
+    paper_optimizer,
+    recipe_settings,
+)
 from keras_siglip2.models.self_supervised import (
     SelfSupervisedTraining,
     self_supervised_settings,
@@ -176,9 +180,17 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
     TASK_WEIGHTS_FILE = "siglip2_task.safetensors"
 
     def _head_variables(self):
-        """Variables of the training heads (not of the backbone), by path."""
+        """Variables of the training heads (not of the backbone), by path
+        within the model: the model's own variables (the mask token, the
+        centres, the step counter) without the model's name, which Keras
+        makes unique per process (`sig_lip2`, `sig_lip2_1`, …)."""
         backbone = {id(v) for v in self.backbone.weights}
-        return {v.path: v for v in self.weights if id(v) not in backbone}
+        prefix = f"{self.name}/"
+        return {
+            v.path[len(prefix):] if v.path.startswith(prefix) else v.path: v
+            for v in self.weights
+            if id(v) not in backbone
+        }
 
     def save_to_preset(self, preset_dir):
         """Write backbone (keras-hub format), preprocessor assets, and the
@@ -195,13 +207,19 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             save_file(heads, str(preset_dir / self.TASK_WEIGHTS_FILE))
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, dtype=None, **kwargs):
+    def from_preset(cls, preset, load_weights=True, dtype=None, text_sequence_length=None,
+                    **kwargs):
         """Load a preset: a released name/alias (`"so400m"`, `"b16-naflex"`), an
         `hf://` or `kaggle://` handle, a local directory (ours, keras-hub,
         Hugging Face) or a big_vision `.npz` (see `keras_siglip2.presets`).
 
         Training heads saved with the preset are restored; released
         checkpoints have none (pass `locca=True` to attach a fresh decoder).
+        `text_sequence_length`: take longer texts than the checkpoint was
+        trained with (e.g. 128 or 256 instead of 64): the text positions are
+        extended (`SigLIP2Backbone.with_text_length`) and the tokenizer pads
+        to the new length; an extension beyond the released models, to be
+        fine-tuned.
         """
         from keras_siglip2.presets.preprocessing import load_preprocessor
         from keras_siglip2.presets.loader import load_backbone
@@ -218,6 +236,15 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             # Saved before the decoder had memory positions: keep its plain decoder.
             task.setdefault("decoder_memory_positions", False)
         task.update(kwargs)
+        if text_sequence_length is not None:
+            if task.get("locca", True) and task_file:
+                raise ValueError(
+                    "`text_sequence_length` extends the towers; this preset's LocCa "
+                    "decoder was trained at the old length. Load it with `locca=False`."
+                )
+            backbone = backbone.with_text_length(text_sequence_length)
+            if preprocessor is not None and preprocessor.tokenizer is not None:
+                preprocessor.tokenizer.sequence_length = int(text_sequence_length)
         model = cls(backbone, preprocessor, **task)
         weights_file = located.file(cls.TASK_WEIGHTS_FILE, required=False)
         if load_weights and weights_file:
@@ -225,13 +252,30 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         return model
 
     def _load_head_weights(self, path):
+        """Assign every training-head variable from `path` (names of earlier
+        versions upgraded); a variable the file lacks is an error."""
+        from keras_siglip2.presets.legacy import upgrade_variable_path
         from keras_siglip2.presets.weights import assign
 
+        variables = self._head_variables()
+        own = {name for name in variables if "/" not in name}
         with safe_open(path, framework="numpy") as f:
-            stored = set(f.keys())
-            for name, variable in self._head_variables().items():
-                if name in stored:
-                    assign(variable, f.get_tensor(name), source=f"{path}:{name}")
+            stored = {}
+            for name in f.keys():
+                key = upgrade_variable_path(name)
+                if key.count("/") == 1 and key.split("/")[1] in own:
+                    key = key.split("/")[1]  # saved with the model's name in front
+                stored[key] = name
+            missing = sorted(set(variables) - set(stored))
+            if missing:
+                raise ValueError(
+                    f"{path} has no values for {len(missing)} training-head variables "
+                    f"(e.g. {missing[:3]}): it does not match {self.TASK_CONFIG_FILE} "
+                    "beside it. Save the preset again, or load it with `locca=False` "
+                    "and no self-supervision to use the backbone alone."
+                )
+            for name, variable in variables.items():
+                assign(variable, f.get_tensor(stored[name]), source=f"{path}:{stored[name]}")
 
     # ----------------------------------------------------------------- forward
     def _image_inputs(self, inputs):
@@ -283,8 +327,9 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
     def compile(
         self,
         optimizer="auto",
-        learning_rate=1e-3,
-        weight_decay=1e-4,
+        learning_rate=None,
+        weight_decay=None,
+        recipe="pretraining",
         warmup_steps=0,
         total_steps=None,
         global_clipnorm=1.0,
@@ -301,6 +346,13 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         global-norm clipping at 1, linear warmup then cosine decay to 0 over
         `total_steps` (constant after warmup if `total_steps` is None).
 
+        `recipe`: "pretraining" (the above) or "fine_tuning" (lr 1e-5, no
+            weight decay: the paper's last stage, for adapting a checkpoint);
+            `learning_rate` and `weight_decay` override the recipe's.
+        Only trainable weights are trained and decayed and get optimizer
+        state: freeze a tower first (`model.backbone.text_encoder.trainable =
+        False`, LiT) or call `model.backbone.enable_lora(rank)`.
+
         `loss_weights`: dict overriding `default_loss_weights()` (keys
             `sigmoid`, `locca`, and with self-supervision `self_distillation`,
             `masked_prediction`).
@@ -316,10 +368,12 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             a super-batch of which the `curation_fraction` most learnable
             examples (learner − teacher per-example sigmoid loss) are trained on.
         """
+        learning_rate, weight_decay = recipe_settings(recipe, learning_rate, weight_decay)
         check_training_arguments(
             learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm,
             loss_weights, chunk_size, curation_fraction,
         )
+        self._check_trainable()
         if optimizer == "auto":
             optimizer = paper_optimizer(
                 self, learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm
@@ -345,6 +399,27 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             teacher.trainable = False
             self.curation = {"teacher": teacher, "fraction": float(curation_fraction)}
         super().compile(optimizer=optimizer, **kwargs)
+
+    def _check_trainable(self):
+        """Refuse what cannot train: nothing trainable, or self-supervision
+        (whose student is the image tower) with that tower frozen or LoRA'd."""
+        if not self.trainable_variables:
+            raise ValueError(
+                "Every weight is frozen: nothing would train. Unfreeze a tower "
+                "(`trainable = True`) or call `backbone.enable_lora(rank)`."
+            )
+        if self.self_supervised is None:
+            return
+        vision = self.backbone.vision_encoder
+        frozen = [v.path for v in vision.weights if not v.trainable and "lora_kernel" not in v.path]
+        if frozen:
+            raise ValueError(
+                "Self-distillation and masked prediction train the image tower (the "
+                f"EMA teacher follows it), but {len(frozen)} of its weights are frozen "
+                f"(e.g. {frozen[0]}, frozen or under LoRA). Build the model without "
+                "self-supervision (`self_supervised=None`) to fine-tune a frozen or "
+                "LoRA-adapted image tower."
+            )
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         head = self.backbone.logit_head

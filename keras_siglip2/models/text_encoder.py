@@ -6,6 +6,7 @@ from keras_hub.models import Backbone
 from keras_siglip2.layers.embeddings import TextEmbedding
 from keras_siglip2.layers.transformer import TransformerEncoderBlock, layer_norm
 from keras_siglip2.models.input_checks import ChecksInputs, check_token_ids
+from keras_siglip2.models.precision import check_compute_dtype
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
@@ -30,6 +31,7 @@ class SigLIP2TextEncoder(ChecksInputs, Backbone):
         dtype=None,
         **kwargs,
     ):
+        check_compute_dtype(dtype)
         token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
         # Variable paths start with the tower's name: both towers have
         # `encoder_block_i`, and the torch backend keys parameters by path.

@@ -13,6 +13,7 @@ from keras_siglip2.layers.embeddings import (
 from keras_siglip2.layers.pooling import MAPHead
 from keras_siglip2.layers.transformer import TransformerEncoderBlock, layer_norm
 from keras_siglip2.models.input_checks import ChecksInputs, check_fixed_images, check_naflex_inputs
+from keras_siglip2.models.precision import check_compute_dtype
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
@@ -45,6 +46,7 @@ class SigLIP2VisionEncoder(ChecksInputs, Backbone):
         dtype=None,
         **kwargs,
     ):
+        check_compute_dtype(dtype)
         naflex = image_size is None
         if naflex:
             inputs = {

@@ -289,10 +289,12 @@ def _squeeze_to(shape):
 
 def _attention(attention, prefix):
     entries = []
-    for ours, theirs in (("query", "query"), ("key", "key"), ("value", "value"), ("output", "out")):
+    pairs = (("query", "query"), ("key", "key"), ("value", "value"), ("attention_output", "out"))
+    for ours, theirs in pairs:
+        layer = getattr(attention, ours)
         entries += [
-            (getattr(attention, f"{ours}_kernel"), f"{prefix}/{theirs}/kernel", None),
-            (getattr(attention, f"{ours}_bias"), f"{prefix}/{theirs}/bias", None),
+            (layer.kernel, f"{prefix}/{theirs}/kernel", None),
+            (layer.bias, f"{prefix}/{theirs}/bias", None),
         ]
     return entries
 

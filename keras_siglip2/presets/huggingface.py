@@ -121,13 +121,14 @@ def _heads_out(num_heads):
 def _attention_entries(attention, prefix, num_heads):
     entries = []
     for ours, theirs in (("query", "q_proj"), ("key", "k_proj"), ("value", "v_proj")):
+        layer = getattr(attention, ours)
         entries += [
-            (getattr(attention, f"{ours}_kernel"), f"{prefix}.{theirs}.weight", _heads_in(num_heads)),
-            (getattr(attention, f"{ours}_bias"), f"{prefix}.{theirs}.bias", _heads_bias(num_heads)),
+            (layer.kernel, f"{prefix}.{theirs}.weight", _heads_in(num_heads)),
+            (layer.bias, f"{prefix}.{theirs}.bias", _heads_bias(num_heads)),
         ]
     entries += [
-        (attention.output_kernel, f"{prefix}.out_proj.weight", _heads_out(num_heads)),
-        (attention.output_bias, f"{prefix}.out_proj.bias", None),
+        (attention.attention_output.kernel, f"{prefix}.out_proj.weight", _heads_out(num_heads)),
+        (attention.attention_output.bias, f"{prefix}.out_proj.bias", None),
     ]
     return entries
 
@@ -189,15 +190,15 @@ def transformers_weight_map(backbone):
     head = vision.pooling
     entries += [(head.probe, f"{v}.head.probe", None)]
     for part, name in enumerate(("query", "key", "value")):
+        layer = getattr(head.attention, name)
         entries += [
-            (getattr(head.attention, f"{name}_kernel"), f"{v}.head.attention.in_proj_weight",
-             _fused_in_proj(part, vh)),
-            (getattr(head.attention, f"{name}_bias"), f"{v}.head.attention.in_proj_bias",
-             _fused_in_proj(part, vh)),
+            (layer.kernel, f"{v}.head.attention.in_proj_weight", _fused_in_proj(part, vh)),
+            (layer.bias, f"{v}.head.attention.in_proj_bias", _fused_in_proj(part, vh)),
         ]
+    output = head.attention.attention_output
     entries += [
-        (head.attention.output_kernel, f"{v}.head.attention.out_proj.weight", _heads_out(vh)),
-        (head.attention.output_bias, f"{v}.head.attention.out_proj.bias", None),
+        (output.kernel, f"{v}.head.attention.out_proj.weight", _heads_out(vh)),
+        (output.bias, f"{v}.head.attention.out_proj.bias", None),
     ]
     entries += _norm_entries(head.norm, f"{v}.head.layernorm")
     entries += _mlp_entries(head.mlp, f"{v}.head.mlp")

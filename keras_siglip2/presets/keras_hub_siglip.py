@@ -63,16 +63,11 @@ def config_from_keras_hub(config, max_num_patches=None):
 
 
 def _attention(ours, theirs):
-    return [
-        (ours.query_kernel, theirs.query_dense.kernel),
-        (ours.query_bias, theirs.query_dense.bias),
-        (ours.key_kernel, theirs.key_dense.kernel),
-        (ours.key_bias, theirs.key_dense.bias),
-        (ours.value_kernel, theirs.value_dense.kernel),
-        (ours.value_bias, theirs.value_dense.bias),
-        (ours.output_kernel, theirs.output_dense.kernel),
-        (ours.output_bias, theirs.output_dense.bias),
-    ]
+    pairs = (
+        (ours.query, theirs.query_dense), (ours.key, theirs.key_dense),
+        (ours.value, theirs.value_dense), (ours.attention_output, theirs.output_dense),
+    )
+    return [(a.kernel, b.kernel) for a, b in pairs] + [(a.bias, b.bias) for a, b in pairs]
 
 
 def _norm(ours, theirs):

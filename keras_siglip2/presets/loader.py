@@ -33,6 +33,7 @@ from keras_siglip2.presets.huggingface import (
     transformers_preset_config,
 )
 from keras_siglip2.presets.keras_hub_siglip import config_from_keras_hub, keras_hub_weight_map
+from keras_siglip2.presets.legacy import upgraded_keras_weights
 from keras_siglip2.presets.resolver import (
     KERAS_SHARDED_WEIGHTS_FILE,
     KERAS_WEIGHTS_FILE,
@@ -124,15 +125,21 @@ def _stored_array_count(files):
     return count
 
 
-def _build_from_keras_config(backbone_cls, preset, dtype):
-    """keras-hub builds the backbone `config.json` describes; a config it cannot
-    build (a wrong type, a bad `dtype`) is a `ValueError` naming the file."""
+def _build_keras_preset(preset, dtype=None):
+    """The backbone a Keras preset's `config.json` describes (ours or
+    keras-hub's). A quantized model keeps its per-layer dtype policies
+    (keras-hub's `from_preset` would replace them with `dtype`) unless `dtype`
+    is given; a config that cannot be built (a wrong type, a bad `dtype`) is a
+    `ValueError` naming the file."""
     config_file = os.path.join(preset.path, "config.json")
-    stored_dtype = preset.config.get("config", {}).get("dtype")
+    config = dict(preset.config)
+    if dtype is not None:
+        config["config"] = {**config["config"], "dtype": dtype}
     try:
+        stored_dtype = config.get("config", {}).get("dtype")
         if stored_dtype is not None:
             keras.dtype_policies.get(stored_dtype)
-        return backbone_cls.from_preset(preset.path, load_weights=False, dtype=dtype)
+        return keras.saving.deserialize_keras_object(config)
     except (TypeError, ValueError, KeyError) as error:
         raise ValueError(
             f"{config_file} ({preset.source}) does not describe a model that can be built: "
@@ -141,15 +148,16 @@ def _build_from_keras_config(backbone_cls, preset, dtype):
         ) from error
 
 
-def _from_keras_preset(backbone_cls, preset, load_weights, dtype=None):
-    """A keras-hub `Backbone` subclass from a Keras preset directory: built by
-    keras-hub's preset machinery (without values when loading weights), its
-    `.weights.h5` read by Keras after checking it holds one array per variable
-    (Keras would skip a layer missing from `config.json` without a word)."""
+def _from_keras_preset(preset, load_weights, dtype=None):
+    """A keras-hub `Backbone` subclass from a Keras preset directory (ours or
+    keras-hub's): built from its config (without values when loading
+    weights), its `.weights.h5` read by Keras after checking it holds one
+    array per variable (Keras would skip a layer missing from `config.json`
+    without a word)."""
     if not load_weights:
-        return _build_from_keras_config(backbone_cls, preset, dtype)
+        return _build_keras_preset(preset, dtype)
     weights, files = _keras_weights_files(preset)
-    backbone = build_without_values(lambda: _build_from_keras_config(backbone_cls, preset, dtype))
+    backbone = build_without_values(lambda: _build_keras_preset(preset, dtype))
     stored, expected = _stored_array_count(files), len(backbone.weights)
     if stored != expected:
         raise ValueError(
@@ -159,7 +167,8 @@ def _from_keras_preset(backbone_cls, preset, load_weights, dtype=None):
             "with `save_to_preset`, or restore its config.json."
         )
     try:
-        backbone.load_weights(weights)
+        with upgraded_keras_weights(weights) as current:
+            backbone.load_weights(current)
     except (OSError, KeyError) as error:
         raise _wrap_unreadable(weights, error) from error
     except ValueError as error:
@@ -172,15 +181,13 @@ def _from_keras_preset(backbone_cls, preset, load_weights, dtype=None):
 
 
 def _load_keras(cls, preset, load_weights, dtype):
-    from keras_hub.models import Backbone
-
     stored = keras.saving.get_registered_object(preset.config["registered_name"])
     if not (isinstance(stored, type) and issubclass(stored, cls)):
         raise ValueError(
             f"{preset.source} holds a Keras preset of {preset.config['registered_name']!r}, "
             f"not a {cls.__name__}."
         )
-    backbone = _from_keras_preset(Backbone, preset, load_weights, dtype)
+    backbone = _from_keras_preset(preset, load_weights, dtype)
     if load_weights:
         check_finite(backbone, preset.source)
     return backbone
@@ -192,9 +199,9 @@ def _load_keras_hub(cls, preset, load_weights, dtype):
     backbone = _backbone(cls, config, dtype, load_weights)
     if not load_weights:
         return backbone
-    from keras_hub.models import SigLIPBackbone
+    import keras_hub  # noqa: F401  (registers SigLIPBackbone for the config)
 
-    reference = _from_keras_preset(SigLIPBackbone, preset, load_weights=True)
+    reference = _from_keras_preset(preset, load_weights=True)
     entries, pairs = [], {}
     for i, (ours, theirs, transform) in enumerate(keras_hub_weight_map(backbone, reference)):
         name = f"{theirs.path}#{i}"  # paths repeat across the two towers

@@ -82,8 +82,8 @@ def test_model_parallel_fit_matches_one_device(jax_devices, batches, single_devi
     weights = {v.path: v for v in model.weights}
     expected = {
         "text_encoder/embedding/token_embeddings": ("model", "batch"),
-        "vision_encoder/encoder_block_0/attention/query_kernel": ("batch", "model", None),
-        "text_encoder/encoder_block_1/attention/output_kernel": ("model", None, "batch"),
+        "vision_encoder/encoder_block_0/attention/query/kernel": ("batch", "model", None),
+        "text_encoder/encoder_block_1/attention/attention_output/kernel": ("model", None, "batch"),
         "vision_encoder/map_head/mlp/fc1/kernel": ("batch", "model"),
         "text_encoder/encoder_block_0/mlp/fc2/kernel": ("model", "batch"),
         "vision_encoder/patch_embedding/kernel": (None, "batch"),
@@ -114,7 +114,7 @@ def test_fsdp_shards_every_large_weight_and_the_teacher_like_its_student(jax_dev
         student = weights[path.removeprefix("teacher_")]
         assert _spec(variable) == _spec(student), path
     assert _spec(weights["locca_decoder/token_embeddings"]) == ("model", "batch")
-    key_kernel = weights["locca_decoder/decoder_block_0/cross_attention/key_kernel"]
+    key_kernel = weights["locca_decoder/decoder_block_0/cross_attention/key/kernel"]
     assert _spec(key_kernel) == ("batch", "model", None)
     large = [v for v in model.weights if len(v.shape) >= 2 and np.prod(v.shape) >= 256]
     assert len(large) > 50

@@ -76,6 +76,6 @@ def test_a_model_built_in_another_thread_during_a_load_gets_its_initialisers():
 
     weights.build_without_values(build_for_loading)
     kernel = keras.ops.convert_to_numpy(
-        built_meanwhile[0].vision_encoder.encoder_blocks[0].attention.query_kernel
+        built_meanwhile[0].vision_encoder.encoder_blocks[0].attention.query.kernel
     )
     assert np.std(kernel) > 0

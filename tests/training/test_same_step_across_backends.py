@@ -99,7 +99,7 @@ def test_updated_weights_agree(results, step):
         # Every trainable variable moves (Adam: ~lr = 1e-3 per element), except
         # attention key biases, whose gradient is exactly zero (softmax shift);
         # the teacher starts equal to the student and trails it by one step.
-        if not path.endswith("key_bias") and not path.startswith("teacher_"):
+        if not path.endswith("key/bias") and not path.startswith("teacher_"):
             assert change > 1e-4, f"{path} did not change in step {step} ({change})"
         for backend in BACKENDS[1:]:
             np.testing.assert_allclose(
