@@ -24,6 +24,8 @@ GEMMA_VOCABULARY_SIZE = 256_000
 TEXT_SEQUENCE_LENGTH = 64
 NAFLEX_POSITION_GRID = 16
 NAFLEX_DEFAULT_MAX_PATCHES = 256
+# The sequence lengths the released NaFlex checkpoints were trained with (SPEC §2).
+NAFLEX_TRAINED_LENGTHS = (128, 256, 576, 784, 1024)
 
 
 def vision_config(variant, patch_size, image_size=None, **overrides):

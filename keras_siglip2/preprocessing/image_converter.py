@@ -32,6 +32,7 @@ transformers' `Siglip2ImageProcessor` (Pillow bilinear) both do. Values go to
 """
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -43,6 +44,7 @@ from keras_hub.src.utils.tensor_utils import convert_preprocessing_outputs
 from keras_hub.src.utils.tensor_utils import convert_to_numpy
 from keras_hub.src.utils.tensor_utils import in_tf_function
 
+from keras_siglip2.configs import NAFLEX_TRAINED_LENGTHS
 from keras_siglip2.preprocessing.image_io import check_alpha
 from keras_siglip2.preprocessing.image_io import RANGE_TOLERANCE
 from keras_siglip2.preprocessing.image_io import check_value_range
@@ -65,6 +67,23 @@ def _check_positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
     return int(value)
+
+
+_WARNED_LENGTHS = set()
+
+
+def warn_beyond_trained_lengths(max_num_patches):
+    """Warn once per value when `max_num_patches` is longer than any sequence
+    the released NaFlex checkpoints were trained with."""
+    longest = max(NAFLEX_TRAINED_LENGTHS)
+    if max_num_patches > longest and max_num_patches not in _WARNED_LENGTHS:
+        _WARNED_LENGTHS.add(max_num_patches)
+        warnings.warn(
+            f"max_num_patches={max_num_patches} is beyond the sequence lengths the released "
+            f"SigLIP 2 NaFlex checkpoints were trained with {NAFLEX_TRAINED_LENGTHS}; "
+            "their quality there is untested (fine, for a model you trained that long).",
+            stacklevel=3,
+        )
 
 
 def naflex_target_size(height, width, patch_size, max_num_patches, eps=NAFLEX_EPS):
@@ -420,7 +439,8 @@ class NaFlexImageConverter(_ImageConverterBase):
 
     Args:
         patch_size: P (16 for the released NaFlex models).
-        max_num_patches: N, default 256 (training used 128 to 1024).
+        max_num_patches: N, default 256 (the released checkpoints were
+            trained with 128 to 1024; beyond 1024 a warning says so).
         value_range: scale of non-`uint8` inputs; default (0, 65535) for
             `uint16`, else (0, 255).
         alpha: `"drop"` (default) or `"white"`, see `image_io`.
@@ -436,6 +456,7 @@ class NaFlexImageConverter(_ImageConverterBase):
         super().__init__(value_range=value_range, alpha=alpha, **kwargs)
         self.patch_size = _check_positive_int(patch_size, "patch_size")
         self.max_num_patches = _check_positive_int(max_num_patches, "max_num_patches")
+        warn_beyond_trained_lengths(self.max_num_patches)
 
     @property
     def image_size(self):
@@ -445,6 +466,7 @@ class NaFlexImageConverter(_ImageConverterBase):
     def __call__(self, images, max_num_patches=None):
         limit = self.max_num_patches if max_num_patches is None else max_num_patches
         limit = _check_positive_int(limit, "max_num_patches")
+        warn_beyond_trained_lengths(limit)
         return super().__call__(images, max_num_patches=limit)
 
     def _patchify(self, images, target_h, target_w, limit):

@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -266,3 +267,15 @@ def test_eager_outputs_are_backend_tensors(photos):
         assert keras.backend.standardize_dtype(naflex[key].dtype) == dtype, key
     expected = [[s // 16 for s in naflex_target_size(h, w, 16, 64)] for h, w in [(400, 600), (20, 451)]]
     assert np_(naflex["spatial_shapes"]).tolist() == expected
+
+
+def test_warning_beyond_the_trained_sequence_lengths():
+    from keras_siglip2.preprocessing import NaFlexImageConverter
+
+    image = np.zeros((64, 64, 3), "uint8")
+    converter = NaFlexImageConverter(16, 1024)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        converter(image)  # 1024: trained, no warning
+    with pytest.warns(UserWarning, match=r"max_num_patches=1600 .*\(128, 256, 576, 784, 1024\)"):
+        converter(image, max_num_patches=1600)
