@@ -34,12 +34,12 @@ def test_replica_loss_is_the_global_loss(tf_devices, chunk_size):
             scaled = losses.scale_loss_for_replicas(loss)
         return loss, tape.gradient(scaled, local_text)
 
-    losses, grads = strategy.run(tf.function(replica_step), args=(next(iter(dataset)),))
-    losses = [float(x) for x in strategy.experimental_local_results(losses)]
+    replica_losses, grads = strategy.run(tf.function(replica_step), args=(next(iter(dataset)),))
+    replica_losses = [float(x) for x in strategy.experimental_local_results(replica_losses)]
     grads = np.concatenate([g.numpy() for g in strategy.experimental_local_results(grads)])
-    np.testing.assert_allclose(np.mean(losses), _numpy_sigmoid_loss(image, text, 0.5, -1.0),
+    np.testing.assert_allclose(np.mean(replica_losses), _numpy_sigmoid_loss(image, text, 0.5, -1.0),
                                rtol=1e-5)
-    assert losses[0] != pytest.approx(losses[1])  # each replica scores its own rows
+    assert replica_losses[0] != pytest.approx(replica_losses[1])  # each replica scores its own rows
 
     with tf.GradientTape() as tape:
         text_variable = tf.constant(text)
