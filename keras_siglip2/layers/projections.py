@@ -5,7 +5,9 @@ and then a separate bias add, a second pass over the activations; PyTorch's
 `linear` adds the bias inside the GEMM (`addmm`), as transformers' layers do.
 On JAX and TensorFlow XLA/Grappler fuse the add already, and a quantized layer
 keeps Keras' own call everywhere; LoRA works unchanged (`kernel` is the
-merged kernel). Weights, names and numerics are Keras' own.
+merged kernel). Weights, names and numerics are Keras' own; the classes keep
+Keras' class names because `.weights.h5` files key layers held in lists by
+their class name (`dense`, `einsum_dense`): presets saved before load as they are.
 """
 
 import keras
@@ -59,11 +61,11 @@ class FusedBiasOnTorch:
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
-class FusedDense(FusedBiasOnTorch, keras.layers.Dense):
+class Dense(FusedBiasOnTorch, keras.layers.Dense):
     """`keras.layers.Dense`; on PyTorch, bias added inside the GEMM."""
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
-class FusedEinsumDense(FusedBiasOnTorch, keras.layers.EinsumDense):
+class EinsumDense(FusedBiasOnTorch, keras.layers.EinsumDense):
     """`keras.layers.EinsumDense`; on PyTorch, bias added inside the GEMM for
     equations that contract trailing input axes with leading kernel axes."""

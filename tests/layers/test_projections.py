@@ -1,4 +1,4 @@
-"""`FusedDense` / `FusedEinsumDense` compute what Keras' layers compute (outputs
+"""`Dense` / `EinsumDense` compute what Keras' layers compute (outputs
 and gradients, float32 and mixed bfloat16, with LoRA) on every backend; on
 PyTorch through one `F.linear`."""
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_siglip2.layers.projections import FusedDense, FusedEinsumDense, contracted_axes
+from keras_siglip2.layers.projections import Dense, EinsumDense, contracted_axes
 
 
 @pytest.mark.parametrize("equation, expected", [
@@ -15,6 +15,15 @@ from keras_siglip2.layers.projections import FusedDense, FusedEinsumDense, contr
 ])
 def test_contracted_axes(equation, expected):
     assert contracted_axes(equation) == expected
+
+
+def test_class_names_keep_saved_weight_keys():
+    # Keras keys a layer held in a list by its snake-cased class name: a new
+    # name would orphan the weights of every preset saved before.
+    from keras.src.utils.naming import to_snake_case
+
+    assert to_snake_case(Dense.__name__) == "dense"
+    assert to_snake_case(EinsumDense.__name__) == "einsum_dense"
 
 
 CASES = {
@@ -56,7 +65,7 @@ def _gradients(layer, x):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_same_outputs_and_gradients_as_keras(case, lora, dtype):
     make, _, shape = CASES[case]
-    fused_class = FusedDense if case == "dense" else FusedEinsumDense
+    fused_class = Dense if case == "dense" else EinsumDense
     keras_class = CASES[case][1]
     x = np.random.default_rng(0).normal(size=shape).astype("float32")
     layers = []
