@@ -162,7 +162,8 @@ def check_mixed_precision(case, tmp_path=None, policy="mixed_bfloat16"):
     for variable in instance.weights:
         if _is_floating(variable.dtype):
             expected = "float32" if id(variable) in kept_float32 else policy.variable_dtype
-            assert variable.dtype == expected, f"{variable.path} is {variable.dtype}, expected {expected}"
+            what = f"{variable.path} is {variable.dtype}, expected {expected}"
+            assert variable.dtype == expected, what
 
     if isinstance(outputs, dict):
         named = sorted(outputs.items())
