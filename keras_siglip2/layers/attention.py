@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_siglip2.layers.attention_kernels import dot_product_attention
+from keras_siglip2.layers.projections import EinsumDense
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
@@ -43,7 +44,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.head_dim = head_dim
 
         def projection(name, equation, output_shape, bias_axes):
-            return keras.layers.EinsumDense(
+            return EinsumDense(
                 equation, output_shape=output_shape, bias_axes=bias_axes,
                 kernel_initializer="glorot_uniform", dtype=self.dtype_policy, name=name,
             )

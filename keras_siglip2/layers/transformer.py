@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from keras_siglip2.layers.attention import MultiHeadAttention
+from keras_siglip2.layers.projections import Dense
 
 LAYER_NORM_EPSILON = 1e-6
 REMAT_MODES = (None, "mlp", "block")
@@ -86,10 +87,10 @@ class MLP(keras.layers.Layer):
         self.intermediate_dim = intermediate_dim
 
     def build(self, input_shape):
-        self.fc1 = keras.layers.Dense(
+        self.fc1 = Dense(
             self.intermediate_dim, dtype=self.dtype_policy, name="fc1"
         )
-        self.fc2 = keras.layers.Dense(input_shape[-1], dtype=self.dtype_policy, name="fc2")
+        self.fc2 = Dense(input_shape[-1], dtype=self.dtype_policy, name="fc2")
         self.fc1.build(input_shape)
         self.fc2.build((*input_shape[:-1], self.intermediate_dim))
 

@@ -47,7 +47,8 @@ def paper_optimizer(model, learning_rate, weight_decay, warmup_steps, total_step
         schedule = WarmupConstant(learning_rate, warmup_steps)
     else:
         schedule = learning_rate
-    optimizer = keras.optimizers.AdamW(
+    adamw = FusedAdamW if keras.backend.backend() == "torch" else keras.optimizers.AdamW
+    optimizer = adamw(
         learning_rate=schedule,
         weight_decay=weight_decay / learning_rate if learning_rate else 0.0,
         global_clipnorm=global_clipnorm,
@@ -120,3 +121,57 @@ class WarmupConstant(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
+
+
+@keras.saving.register_keras_serializable(package="keras_siglip2")
+class FusedAdamW(keras.optimizers.AdamW):
+    """Keras' AdamW (same arguments, variables and update) whose PyTorch step
+    is one `torch._fused_adamw_` call per weight-decay group (what
+    `torch.optim.AdamW(fused=True)` runs): each weight, gradient and moment is
+    read and written once, where Keras' `_foreach` update makes a temporary
+    per operation. Global-norm clipping divides the gradients inside that
+    kernel (its `grad_scale`) instead of scaling every gradient first.
+
+    Keras adds ε to √v before the bias correction, PyTorch after; the kernel
+    gets ε / √(1 − β₂ᵗ) so the update is Keras' (matching the other backends).
+    Other backends, EMA, gradient accumulation, AMSGrad and per-variable
+    clipping take Keras' own path (`paper_optimizer` uses it on PyTorch only).
+    """
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        if (keras.backend.backend() != "torch" or self.use_ema or self.amsgrad
+                or self.gradient_accumulation_steps or self.clipnorm or self.clipvalue):
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        import torch
+
+        with torch.no_grad():
+            step = int(self.iterations.value) + 1
+            learning_rate = float(self._get_current_learning_rate())
+            grad_scale = None
+            if self.global_clipnorm:
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+                grad_scale = torch.clamp(norm / self.global_clipnorm, min=1.0)
+            for decayed in (True, False):
+                chosen = [(g, v) for g, v in zip(grads, trainable_variables)
+                          if bool(self.weight_decay and self._use_weight_decay(v)) == decayed]
+                if not chosen:
+                    continue
+                indices = [self._get_variable_index(v) for _, v in chosen]
+                state_step = torch.tensor(float(step), device=grads[0].device)
+                torch._fused_adamw_(
+                    [v.value for _, v in chosen],
+                    [g.contiguous() for g, _ in chosen],
+                    [self._momentums[i].value for i in indices],
+                    [self._velocities[i].value for i in indices],
+                    [],
+                    [state_step] * len(chosen),
+                    lr=learning_rate,
+                    beta1=self.beta_1,
+                    beta2=self.beta_2,
+                    weight_decay=self.weight_decay if decayed else 0.0,
+                    eps=self.epsilon / math.sqrt(1.0 - self.beta_2**step),
+                    amsgrad=False,
+                    maximize=False,
+                    grad_scale=grad_scale,
+                    found_inf=None,
+                )

@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from keras_siglip2 import losses
+from keras_siglip2.layers.projections import Dense
 from keras_siglip2.layers.similarity import NORM_EPSILON, l2_normalize
 
 # The paper leaves these open; the values and their sources are in
@@ -102,7 +103,7 @@ class PrototypeHead(keras.layers.Layer):
         self.dense_layers = []
         width_in = input_shape[-1]
         for i, width in enumerate(widths):
-            layer = keras.layers.Dense(width, dtype=self.dtype_policy, name=f"dense_{i}")
+            layer = Dense(width, dtype=self.dtype_policy, name=f"dense_{i}")
             layer.build((None, width_in))
             self.dense_layers.append(layer)
             width_in = width

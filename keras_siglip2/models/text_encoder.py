@@ -4,6 +4,7 @@ import keras
 from keras_hub.models import Backbone
 
 from keras_siglip2.layers.embeddings import TextEmbedding
+from keras_siglip2.layers.projections import Dense
 from keras_siglip2.layers.transformer import TransformerEncoderBlock, layer_norm
 from keras_siglip2.models.input_checks import ChecksInputs, check_token_ids
 from keras_siglip2.models.precision import check_compute_dtype
@@ -46,7 +47,7 @@ class SigLIP2TextEncoder(ChecksInputs, Backbone):
                 for i in range(num_layers)
             ]
             self.final_norm = layer_norm("final_norm", dtype)
-            self.head = keras.layers.Dense(projection_dim, dtype=dtype, name="head")
+            self.head = Dense(projection_dim, dtype=dtype, name="head")
 
             x = self.embedding(token_ids)
             for block in self.encoder_blocks:
