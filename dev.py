@@ -22,24 +22,27 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".installed"
 INPUTS = ("requirements-dev.txt", "pyproject.toml")
-# The full suite runs on JAX; the backend-sensitive subset also on the others.
+# Both test folders (pyproject's `testpaths`): `tests/`, the unit tests, and
+# `integration/`, the parity, multi-device and end-to-end tests. The full
+# suite runs on JAX; the backend-sensitive subset also on the others.
 # Multi-device tests need devices set up before JAX / TF start, so they run in
 # their own processes: JAX on 8 fake CPU devices, TF on 2 logical CPU devices
-# (tests/distribution/conftest.py); they fail, never skip, without them.
+# (integration/multi_device/conftest.py); they fail, never skip, without them.
 # Each run: (backend, pytest arguments, extra environment).
+MULTI_DEVICE = "integration/multi_device/"
 TEST_RUNS = (
     ("jax", ["-m", "not multi_device"], {}),
     (
         "jax",
-        ["-m", "multi_device", "tests/distribution/test_jax_sigmoid_losses.py",
-         "tests/distribution/test_jax_fit.py", "tests/distribution/test_jax_loss_memory.py"],
+        ["-m", "multi_device", f"{MULTI_DEVICE}test_jax_sigmoid_losses.py",
+         f"{MULTI_DEVICE}test_jax_fit.py", f"{MULTI_DEVICE}test_jax_loss_memory.py"],
         {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
     ),
     ("tensorflow", ["-m", "backends and not multi_device"], {}),
     # Two processes: after the replica-step tests, TF's collective ops can
     # mismatch instances in a later MirroredStrategy `fit` in the same process.
-    ("tensorflow", ["-m", "multi_device", "tests/distribution/test_tf_mirrored.py", "-k", "not fit"], {}),
-    ("tensorflow", ["-m", "multi_device", "tests/distribution/test_tf_mirrored.py", "-k", "fit"], {}),
+    ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "not fit"], {}),
+    ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "fit"], {}),
     ("torch", ["-m", "backends and not multi_device"], {}),
 )
 

@@ -116,6 +116,7 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         self.sigmoid_loss_kind = "auto"
         self.self_supervised_start = 0
         self.curation = None
+        self._compile_arguments = None  # what `compile` was given, for .keras files
         self.built = True  # every sub-layer is built above
 
     def set_remat(self, mode):
@@ -368,6 +369,13 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             a super-batch of which the `curation_fraction` most learnable
             examples (learner − teacher per-example sigmoid loss) are trained on.
         """
+        arguments = dict(
+            optimizer=optimizer, learning_rate=learning_rate, weight_decay=weight_decay,
+            recipe=recipe, warmup_steps=warmup_steps, total_steps=total_steps,
+            global_clipnorm=global_clipnorm, loss_weights=loss_weights, chunk_size=chunk_size,
+            sigmoid_loss=sigmoid_loss, self_supervised_start=self_supervised_start,
+            curation_fraction=curation_fraction, **kwargs,
+        )
         learning_rate, weight_decay = recipe_settings(recipe, learning_rate, weight_decay)
         check_training_arguments(
             learning_rate, weight_decay, warmup_steps, total_steps, global_clipnorm,
@@ -399,6 +407,34 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
             teacher.trainable = False
             self.curation = {"teacher": teacher, "fraction": float(curation_fraction)}
         super().compile(optimizer=optimizer, **kwargs)
+        self._compile_arguments = arguments
+
+    def get_compile_config(self):
+        """`compile`'s arguments, for `.keras` files: `keras.saving.load_model`
+        compiles the restored model with them (`compile_from_config`), and
+        Keras then restores the optimizer's state from the same file. Not for
+        a model compiled with a `curation_teacher`, a second model that the
+        file cannot hold: that is a `ValueError`."""
+        if not self.compiled or self._compile_arguments is None:
+            return {}
+        if self.curation is not None:
+            raise ValueError(
+                "A SigLIP2 compiled with a `curation_teacher` cannot be saved to a "
+                ".keras file: the teacher is a second model, which the file does not "
+                "hold. Save the weights (`save_weights`, `save_to_preset`), or call "
+                "`compile()` without the teacher before saving."
+            )
+        return {
+            "arguments": keras.saving.serialize_keras_object(dict(self._compile_arguments)),
+            "optimizer_built": self.optimizer.built,
+        }
+
+    def compile_from_config(self, config):
+        """Compile with the arguments `get_compile_config` saved, and build the
+        optimizer if it was built (trained), so that its saved state loads."""
+        self.compile(**keras.saving.deserialize_keras_object(config["arguments"]))
+        if config["optimizer_built"]:
+            self.optimizer.build(self.trainable_variables)
 
     def _check_trainable(self):
         """Refuse what cannot train: nothing trainable, or self-supervision

@@ -1,4 +1,5 @@
-"""Backbone structure, serialization, dtypes, compilation and input errors."""
+"""Backbone structure, compilation and input errors. Serialization, `.keras`
+files and dtype policies: `tests/models/test_common_checks.py`."""
 
 import keras
 import numpy as np
@@ -52,38 +53,6 @@ def test_training_initialisation_and_output_shapes(rng, naflex):
     assert tuple(out["patch_features"].shape) == (2, 16, 32)
     norms = np.linalg.norm(keras.ops.convert_to_numpy(out["text_embeddings"]), axis=-1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
-
-
-@pytest.mark.backends
-@pytest.mark.parametrize("naflex", [False, True])
-def test_keras_file_round_trip(rng, tmp_path, naflex):
-    model = ks.SigLIP2Backbone.from_config(configs.tiny(naflex=naflex))
-    inputs = tiny_inputs(rng, naflex)
-    expected = keras.ops.convert_to_numpy(model(inputs)["logits"])
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert restored.get_config() == model.get_config()
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(restored(inputs)["logits"]), expected
-    )
-    rebuilt = ks.SigLIP2Backbone.from_config(model.get_config())
-    assert rebuilt.count_params() == model.count_params()
-
-
-@pytest.mark.backends
-@pytest.mark.parametrize("policy", ["bfloat16", "mixed_bfloat16"])
-@pytest.mark.parametrize("naflex", [False, True])
-def test_bfloat16_policies_give_finite_outputs(rng, policy, naflex):
-    model = ks.SigLIP2Backbone(**configs.tiny(naflex=naflex), dtype=policy)
-    out = model(tiny_inputs(rng, naflex))
-    assert keras.backend.standardize_dtype(out["patch_features"].dtype) == "bfloat16"
-    for key in ("image_embeddings", "text_embeddings", "logits"):
-        assert keras.backend.standardize_dtype(out[key].dtype) == "float32"
-        assert np.isfinite(keras.ops.convert_to_numpy(out[key])).all()
-    expected_variable_dtype = "float32" if policy.startswith("mixed") else "bfloat16"
-    assert model.vision_encoder.patch_embedding.kernel.dtype == expected_variable_dtype
-    assert model.logit_head.log_temperature.dtype == "float32"
 
 
 @pytest.mark.backends

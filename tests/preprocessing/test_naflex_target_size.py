@@ -46,18 +46,6 @@ def test_spec_reference_cases_in_tf_graph():
     assert list(zip(th.numpy().tolist(), tw.numpy().tolist())) == [e for _, e in REFERENCE_CASES]
 
 
-@pytest.mark.parity
-def test_equals_transformers_on_random_cases():
-    from transformers.models.siglip2.image_processing_pil_siglip2 import (
-        get_image_size_for_max_num_patches,
-    )
-
-    for h, w, p, n in random_cases():
-        ours = naflex_target_size(h, w, p, n)
-        theirs = get_image_size_for_max_num_patches(h, w, p, n)
-        assert ours == tuple(theirs), (h, w, p, n)
-
-
 def test_tf_graph_version_equals_python_version():
     cases = random_cases(seed=1) + [a for a, _ in REFERENCE_CASES]
     columns = [tf.constant(list(c), tf.int32) for c in zip(*cases)]

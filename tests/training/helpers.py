@@ -26,8 +26,9 @@ TINY_SELF_SUPERVISED = dict(
 )
 
 
-def tiny_model(naflex=False, seed=0, locca=True, self_supervised=None):
-    """A freshly initialised tiny `SigLIP2` (demo vocabulary, 32 box bins);
+def tiny_model(naflex=False, seed=0, locca=True, self_supervised=None, dtype=None):
+    """A freshly initialised tiny `SigLIP2` (demo vocabulary, 32 box bins),
+    its backbone built with the dtype policy `dtype` (default: the global one);
     `seed=None` leaves the global seeds alone (for data-only tests).
 
     The seed is set *before* the tokenizer is made: `keras.utils.set_random_seed`
@@ -47,7 +48,7 @@ def tiny_model(naflex=False, seed=0, locca=True, self_supervised=None):
     else:
         converter = SigLIP2ImageConverter(IMAGE_SIZE)
     return SigLIP2(
-        SigLIP2Backbone.from_config(config),
+        SigLIP2Backbone.from_config({**config, "dtype": dtype}),
         SigLIP2Preprocessor(tokenizer, converter),
         locca=locca,
         num_coordinate_bins=COORDINATE_BINS,

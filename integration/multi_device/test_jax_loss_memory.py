@@ -1,7 +1,7 @@
 """Per-device temporary memory of compiled (never executed) steps on 8 fake CPU
 devices: the ring loss needs O(b²) per device, the dense loss O(b·B).
 
-`python -m tests.distribution.test_jax_loss_memory` (with the XLA_FLAGS of
+`python -m integration.multi_device.test_jax_loss_memory` (with the XLA_FLAGS of
 conftest.py) prints the report that docs/distributed.md quotes."""
 
 import jax

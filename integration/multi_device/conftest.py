@@ -1,9 +1,9 @@
 """Multi-device tests run in their own pytest process (see `TEST_RUNS` in dev.py):
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 KERAS_BACKEND=jax \
-        .venv/bin/python -m pytest -m multi_device tests/distribution/test_jax_*.py
+        .venv/bin/python -m pytest -m multi_device integration/multi_device/test_jax_*.py
     KERAS_BACKEND=tensorflow .venv/bin/python -m pytest -m multi_device \
-        tests/distribution/test_tf_mirrored.py
+        integration/multi_device/test_tf_mirrored.py
 
 They fail (never skip) when the devices are not there.
 """
@@ -45,7 +45,7 @@ def jax_devices():
     assert len(devices) == JAX_DEVICES, (
         f"expected {JAX_DEVICES} JAX devices, found {len(devices)}: run with "
         f"XLA_FLAGS=--xla_force_host_platform_device_count={JAX_DEVICES} "
-        f"(XLA_FLAGS is {os.environ.get('XLA_FLAGS')!r}); see tests/distribution/conftest.py"
+        f"(XLA_FLAGS is {os.environ.get('XLA_FLAGS')!r}); see integration/multi_device/conftest.py"
     )
     return devices
 
@@ -60,7 +60,7 @@ def tf_devices():
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) == TF_LOGICAL_DEVICES, (
         f"expected {TF_LOGICAL_DEVICES} logical CPU devices, found {len(devices)}: TF ran "
-        "an op before tests/distribution/conftest.py could split the CPU; run this file "
+        "an op before integration/multi_device/conftest.py could split the CPU; run this file "
         "in its own pytest process"
     )
     return [d.name for d in devices]

@@ -11,7 +11,7 @@ from keras_siglip2.data import make_demo_examples
 
 @pytest.mark.slow
 def test_short_demo_beats_chance_and_saves_a_loadable_preset(short_demo):
-    tmp_path, report = short_demo  # run_demo(steps=600, ...), see tests/conftest.py
+    tmp_path, report = short_demo  # run_demo(steps=600, ...), see conftest.py here
     metrics, chance = report["metrics"], report["chance"]
     # Two thirds of the full demo's steps: clearly learning, not yet converged.
     assert metrics["zero_shot_top1"] > 2 * chance["zero_shot_top1"], report

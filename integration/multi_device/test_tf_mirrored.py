@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_siglip2 import losses
-from tests.distribution.test_jax_fit import BATCH, STEPS, batches  # noqa: F401 (fixture)
+from integration.multi_device.test_jax_fit import BATCH, STEPS, batches  # noqa: F401 (fixture)
 from tests.losses.test_sigmoid_loss import _normalised, _numpy_sigmoid_loss
 from tests.training.helpers import tiny_model
 

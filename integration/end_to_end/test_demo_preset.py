@@ -1,5 +1,5 @@
 """The `siglip2` command on the demo model trained in this test session
-(`short_demo` in tests/conftest.py): zero-shot picks the right class, `eval`
+(`short_demo` in `conftest.py` here): zero-shot picks the right class, `eval`
 reproduces the demo's own numbers, the pictures are written, and the dense
 patch–text similarity is highest on the named object."""
 
