@@ -83,3 +83,19 @@ def test_gpu_benchmark_smoke(capsys):
         assert row["seconds"] > 0 and row["tflop"] > 0 and row["mfu_measured"] > 0
     assert rows[0]["speed"] > 0 and rows[1]["speed"] == 1.0
     assert "| train-full | ours remat=none |" in capsys.readouterr().out
+
+
+@pytest.mark.backends
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "torch",
+                    reason="profiles the PyTorch backend; runs in the torch test run")
+@pytest.mark.parametrize("case", ["image", "train"])
+def test_torch_profile_tables(case, capsys):
+    import torch_profile
+
+    torch_profile.main(["--case", case, "--depth", "1", "--batch", "2", "--calls", "1",
+                        "--warmup", "1", "--top", "5"])
+    out = capsys.readouterr().out
+    assert "all ATen operators" in out and "wall per call" in out
+    for kind in ("matmul", "attention", "optimizer"):
+        assert kind in out
+    assert out.count("aten::") == 5
