@@ -16,6 +16,7 @@ from keras_siglip2.layers.embeddings import (
     TextEmbedding,
 )
 from keras_siglip2.layers.pooling import MAPHead
+from keras_siglip2.layers.projections import Dense, EinsumDense
 from keras_siglip2.layers.similarity import SigmoidLogitHead
 from keras_siglip2.layers.transformer import MLP, TransformerDecoderBlock, TransformerEncoderBlock
 from keras_siglip2.models.heads import LocCaDecoder
@@ -56,6 +57,14 @@ CASES = [
     # Always float32: the logit scale must never be rounded to bfloat16.
     _Case("sigmoid_logit_head", SigmoidLogitHead, (_floats(3, 16), _floats(4, 16)),
           float32_outputs=True, float32_layers=(SigmoidLogitHead,)),
+    _Case("dense", functools.partial(Dense, 8), (_floats(2, 5, 16),)),
+    _Case("einsum_dense_heads",
+          functools.partial(EinsumDense, "btd,dnh->btnh", output_shape=(None, 2, 4),
+                            bias_axes="nh"),
+          (_floats(2, 5, 16),)),
+    _Case("einsum_dense_merge",
+          functools.partial(EinsumDense, "btnh,nhd->btd", output_shape=(None, 16), bias_axes="d"),
+          (_floats(2, 5, 2, 4),)),
     _Case("mlp", functools.partial(MLP, 32), (_floats(2, 5, 16),)),
     _Case("encoder_block", functools.partial(TransformerEncoderBlock, 2, 32),
           (_floats(2, 5, 16),), {"key_mask": _key_mask(2, 5, [5, 4])}),
