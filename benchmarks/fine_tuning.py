@@ -63,7 +63,7 @@ def adapt(preset, method, steps, seed, batch_size=32, num_train=2000):
     model.compile(recipe="fine_tuning", learning_rate=settings["learning_rate"],
                   warmup_steps=steps // 10, total_steps=steps)
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    raw = demo_dataset(num_train, seed=100 + seed, split="train").repeat()
+    raw = demo_dataset(num_train, seed=100 + seed, split="train").cache().repeat()
     batches = training_batches(raw, model, batch_size, seed=seed)
     times = StepTimes()
     model.fit(batches, steps_per_epoch=steps, epochs=1, callbacks=[times], verbose=0)
