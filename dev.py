@@ -87,7 +87,7 @@ def test(pytest_args):
     for backend, arguments, extra_env in TEST_RUNS:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
         print(f"\n=== tests on {backend} {' '.join(arguments)} ===", flush=True)
-        failures += _run([PYTHON, "-m", "pytest", "-q", *arguments, *pytest_args], env=env) != 0
+        failures += _run([PYTHON, "-m", "pytest", "-q", "--durations=15", *arguments, *pytest_args], env=env) != 0
     return 1 if failures else 0
 
 
