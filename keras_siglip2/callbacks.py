@@ -12,7 +12,6 @@ the new one, never a mix.
 """
 
 import csv
-import gc
 import json
 import math
 import os
@@ -224,10 +223,6 @@ def fit_resumably(model, make_batches, output_dir, steps, steps_per_checkpoint, 
             callbacks=[checkpoint],
             verbose=verbose,
         )
-    # Keras leaves the epoch iterator in a reference cycle. Freed at interpreter
-    # exit, its tf.data iterator waits on in-flight `numpy_function` calls that
-    # can no longer take the GIL, and the process never ends: free it now.
-    gc.collect()
     if stop.signal is not None:
         raise TrainingInterrupted(stop.signal, checkpoint.step, steps)
     return {key: values[-1] for key, values in history.history.items()}

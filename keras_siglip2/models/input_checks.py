@@ -6,6 +6,7 @@ calls, and in Keras' loops (`fit`, `evaluate`, `predict`, `*_on_batch`),
 where `ChecksBatches` checks every batch before the compiled step sees it.
 """
 
+import gc
 import sys
 
 import keras
@@ -63,6 +64,8 @@ class ChecksBatches:
         return self._run_checked(super().predict_on_batch, x, False)
 
     def _run_checked(self, method, x, training, *args, **kwargs):
+        from keras_siglip2.preprocessing.inputs import is_dataset
+
         failures = []
 
         def check(inputs):
@@ -81,6 +84,13 @@ class ChecksBatches:
             if failures:  # `tf.data` re-raises a failed check as its own error
                 raise failures[0] from None
             raise
+        finally:
+            if is_dataset(x):
+                # Keras leaves its epoch iterator in a reference cycle. Freed only
+                # at interpreter exit, the iterator waits on in-flight checks
+                # (`numpy_function`) that can no longer take the GIL, and the
+                # process never ends: free it while the interpreter runs.
+                gc.collect()
 
 
 def _jax_snapshot(model):
