@@ -55,7 +55,7 @@ def _fingerprint():
 
 
 def _run(command, **kwargs):
-    print("+", " ".join(str(c) for c in command), flush=True)
+    print("+", " ".join(str(c) for c in command), flush=True, file=kwargs.get("stdout"))
     return subprocess.run(command, cwd=ROOT, **kwargs).returncode
 
 
@@ -82,13 +82,34 @@ def ensure_venv():
     STAMP.write_text(fingerprint)
 
 
+def _test_run(run, pytest_args, **kwargs):
+    """One of `TEST_RUNS` as a pytest process; its exit status."""
+    backend, arguments, extra_env = run
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
+    command = [PYTHON, "-m", "pytest", "-q", "--durations=15", *arguments, *pytest_args]
+    print(f"\n=== tests on {backend} {' '.join(arguments)} ===", flush=True, file=kwargs.get("stdout"))
+    return _run(command, env=env, **kwargs)
+
+
 def test(pytest_args):
-    failures = 0
-    for backend, arguments, extra_env in TEST_RUNS:
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
-        print(f"\n=== tests on {backend} {' '.join(arguments)} ===", flush=True)
-        failures += _run([PYTHON, "-m", "pytest", "-q", "--durations=15", *arguments, *pytest_args], env=env) != 0
-    return 1 if failures else 0
+    """Two lanes, one per core (most tests keep one core busy): the JAX suite,
+    printed as it runs, and beside it the other runs one after another, each
+    printed once the JAX suite is done."""
+    import tempfile
+    import threading
+
+    logs = [tempfile.TemporaryFile("w+") for _ in TEST_RUNS[1:]]
+    codes = []
+    others = threading.Thread(target=lambda: codes.extend(
+        _test_run(run, pytest_args, stdout=log, stderr=subprocess.STDOUT)
+        for run, log in zip(TEST_RUNS[1:], logs)))
+    others.start()
+    codes.append(_test_run(TEST_RUNS[0], pytest_args))
+    others.join()
+    for log in logs:
+        log.seek(0)
+        print(log.read(), flush=True)
+    return 1 if any(codes) else 0
 
 
 def main(argv):

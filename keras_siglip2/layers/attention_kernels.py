@@ -19,8 +19,11 @@ the XLA kernel.
 
 `set_attention_kernel("xla" | "cudnn" | "auto")` (or the environment variable
 `KERAS_SIGLIP2_ATTENTION`) forces a kernel; forcing cuDNN where it cannot run
-raises a `ValueError` that says why. Other backends use
-`keras.ops.dot_product_attention` unchanged.
+raises a `ValueError` that says why. On PyTorch the call goes straight to
+`torch.nn.functional.scaled_dot_product_attention` on transposed views
+(`torch_attention`): Keras' op first copies query, key and value into
+contiguous `(B, heads, T, hd)` tensors, three passes PyTorch's kernels do not
+need. TensorFlow uses `keras.ops.dot_product_attention` unchanged.
 """
 
 import dataclasses
@@ -165,6 +168,8 @@ def dot_product_attention(query, key, value, scale, key_mask=None, mask=None, tr
     (B, S)` valid keys (first in each row) or None; `mask` a 4-D boolean mask
     broadcastable to `(B, heads, T, S)` or None (not both) → `(B, T, heads, hd)`.
     """
+    if keras.backend.backend() == "torch":
+        return torch_attention(query, key, value, scale, key_mask=key_mask, mask=mask)
     if keras.backend.backend() != "jax":
         if key_mask is not None:
             mask = ops.cast(key_mask, "bool")[:, None, None, :]
@@ -187,3 +192,25 @@ def dot_product_attention(query, key, value, scale, key_mask=None, mask=None, tr
     return jax.nn.dot_product_attention(
         query, key, value, scale=scale, implementation=kernel, **arguments
     )
+
+
+def torch_attention(query, key, value, scale, key_mask=None, mask=None):
+    """`dot_product_attention` on PyTorch tensors (same shapes and masks): one
+    `scaled_dot_product_attention` on `(B, heads, T, hd)` views. A mask is
+    passed as an additive bias of Keras' large negative value, so a query with
+    no valid key attends uniformly (as Keras' op does) rather than giving NaN."""
+    import torch
+    import torch.nn.functional as F
+
+    if key_mask is not None:
+        mask = key_mask[:, None, None, :]
+    bias = None
+    if mask is not None:
+        negative = 0.7 * torch.finfo(query.dtype).min
+        bias = torch.zeros(mask.shape, dtype=query.dtype, device=query.device)
+        bias = bias.masked_fill(~mask.bool(), negative)
+    attended = F.scaled_dot_product_attention(
+        query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2),
+        attn_mask=bias, scale=scale,
+    )
+    return attended.transpose(1, 2)

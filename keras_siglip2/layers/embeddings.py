@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_siglip2.layers.projections import biased_matmul
+
 
 def patchify(images, patch_size):
     """`(B, H, W, C)` → `(B, ⌊H/P⌋·⌊W/P⌋, P·P·C)`, patches row-major, each
@@ -44,7 +46,7 @@ class PatchEmbedding(keras.layers.Layer):
     def call(self, inputs):
         if len(inputs.shape) == 4:
             inputs = patchify(inputs, self.patch_size)
-        return ops.matmul(inputs, self.kernel) + self.bias
+        return biased_matmul(inputs, self.kernel, self.bias)
 
     def compute_output_spec(self, inputs):
         if len(inputs.shape) == 4:

@@ -37,6 +37,14 @@ def torch_linear(inputs, kernel, bias, contracted):
     return F.linear(flat, weight.T, bias.reshape(-1)).reshape(*leading, *kernel.shape[contracted:])
 
 
+def biased_matmul(inputs, kernel, bias):
+    """`inputs (…, K) @ kernel (K, O) + bias (O,)` → `(…, O)`; one `F.linear` on PyTorch."""
+    if keras.backend.backend() != "torch":
+        return keras.ops.matmul(inputs, kernel) + bias
+    convert = keras.ops.convert_to_tensor
+    return torch_linear(convert(inputs), convert(kernel), convert(bias), contracted=1)
+
+
 class FusedBiasOnTorch:
     """Mixin for a Keras `Dense`/`EinsumDense`: on PyTorch, a biased projection
     of the supported form runs as `torch_linear`; otherwise Keras' `call`."""

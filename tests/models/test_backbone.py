@@ -7,6 +7,7 @@ import pytest
 
 import keras_siglip2 as ks
 from keras_siglip2 import configs
+from keras_siglip2.presets.weights import build_without_values
 
 
 def tiny_inputs(rng, naflex=False, batch=2, texts=3):
@@ -34,8 +35,8 @@ def test_parameter_arithmetic_equals_published_counts():
     "name", ["b16", "b32", "b16-naflex", "b16-512"]
 )
 def test_built_base_models_have_published_parameter_counts(name):
-    with keras.device("cpu"):
-        model = ks.SigLIP2Backbone.from_config(configs.checkpoint_config(name))
+    config = configs.checkpoint_config(name)
+    model = build_without_values(lambda: ks.SigLIP2Backbone.from_config(config))
     assert model.count_params() == configs.count_parameters(configs.checkpoint_config(name))
     resolved = configs.resolve_name(name)
     if configs.CHECKPOINTS[resolved]["params"]:
