@@ -34,17 +34,22 @@ def timed(fn):
 def interleaved(fns, repeats, warmup=1, pause=0.1):
     """`{name: fn}` → `{name: [seconds per round]}`, called round-robin so that
     the machine's load drifts hit every contestant alike; `warmup` rounds
-    untimed. A `pause` (seconds) before each call lets the previous runtime's
-    worker threads stop spin-waiting (OpenMP, Eigen) instead of stealing the
-    cores from the next contestant."""
+    untimed. Each round starts one contestant later than the one before:
+    who runs after whom moves a contestant's time by up to ±7% on a CPU
+    (caches, allocator state), so no one keeps one neighbour. A `pause`
+    (seconds) before each call lets the previous runtime's worker threads
+    stop spin-waiting (OpenMP, Eigen) instead of stealing the cores from the
+    next contestant."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
+    names = list(fns)
     times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
             time.sleep(pause)
-            times[name].append(timed(fn))
+            times[name].append(timed(fns[name]))
     return times
 
 

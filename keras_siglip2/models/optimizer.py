@@ -123,6 +123,12 @@ class WarmupConstant(keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
 
 
+def _torch_compiling():
+    import torch
+
+    return torch.compiler.is_compiling()
+
+
 @keras.saving.register_keras_serializable(package="keras_siglip2")
 class FusedAdamW(keras.optimizers.AdamW):
     """Keras' AdamW (same arguments, variables and update) whose PyTorch step
@@ -135,12 +141,15 @@ class FusedAdamW(keras.optimizers.AdamW):
     Keras adds ε to √v before the bias correction, PyTorch after; the kernel
     gets ε / √(1 − β₂ᵗ) so the update is Keras' (matching the other backends).
     Other backends, EMA, gradient accumulation, AMSGrad and per-variable
-    clipping take Keras' own path (`paper_optimizer` uses it on PyTorch only).
+    clipping take Keras' own path (`paper_optimizer` uses it on PyTorch only),
+    and so does a step under `torch.compile` (`jit_compile=True`), which
+    cannot trace the fused kernel's in-place update of the variables.
     """
 
     def _backend_apply_gradients(self, grads, trainable_variables):
         if (keras.backend.backend() != "torch" or self.use_ema or self.amsgrad
-                or self.gradient_accumulation_steps or self.clipnorm or self.clipvalue):
+                or self.gradient_accumulation_steps or self.clipnorm or self.clipvalue
+                or _torch_compiling()):
             return super()._backend_apply_gradients(grads, trainable_variables)
         import torch
 

@@ -35,12 +35,32 @@ def _numpy_adamw(weights, decayed, gradients_per_step):
     return weights
 
 
+def _apply(optimizer, variables):
+    return lambda gradients: optimizer.apply(gradients, variables)
+
+
 @pytest.mark.backends
 def test_paper_optimizer_steps_as_keras_adamw_defines_them():
+    _check_steps(_apply)
+
+
+@pytest.mark.backends
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.compile is PyTorch's")
+def test_paper_optimizer_steps_the_same_under_torch_compile():
+    # `jit_compile=True` on PyTorch compiles the train step with torch.compile,
+    # which cannot trace the fused kernel: FusedAdamW takes Keras' update there.
+    import torch
+
+    _check_steps(lambda optimizer, variables: torch.compile(_apply(optimizer, variables)))
+
+
+def _check_steps(make_step):
+    """Five steps of `make_step(optimizer, variables)(gradients)` against `_numpy_adamw`."""
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(3)])
     optimizer = paper_optimizer(model, LEARNING_RATE, WEIGHT_DECAY, WARMUP, TOTAL, CLIP)
     assert isinstance(optimizer, FusedAdamW) == (keras.backend.backend() == "torch")
     variables = model.trainable_variables
+    step = make_step(optimizer, variables)
     start = [keras.ops.convert_to_numpy(v) for v in variables]
     rng = np.random.default_rng(0)
     # Kernels: large gradients on odd steps (clipping on and off). Biases:
@@ -49,7 +69,7 @@ def test_paper_optimizer_steps_as_keras_adamw_defines_them():
               * ((3.0 if t % 2 else 0.05) if "kernel" in v.name else 1e-6)
               for v in variables] for t in range(5)]
     for gradients in steps:
-        optimizer.apply([keras.ops.convert_to_tensor(g) for g in gradients], variables)
+        step([keras.ops.convert_to_tensor(g) for g in gradients])
     expected = _numpy_adamw(start, ["kernel" in v.name for v in variables], steps)
     for variable, want in zip(variables, expected):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), want, rtol=1e-5, atol=1e-6,
