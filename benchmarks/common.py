@@ -35,7 +35,7 @@ def interleaved(fns, repeats, warmup=1, pause=0.1):
     """`{name: fn}` → `{name: [seconds per round]}`, called round-robin so that
     the machine's load drifts hit every contestant alike; `warmup` rounds
     untimed. Each round starts one contestant later than the one before:
-    who runs after whom moves a contestant's time by up to ±7% on a CPU
+    who runs after whom moved a contestant's ratio by several percent on a CPU
     (caches, allocator state), so no one keeps one neighbour. A `pause`
     (seconds) before each call lets the previous runtime's worker threads
     stop spin-waiting (OpenMP, Eigen) instead of stealing the cores from the
