@@ -3,6 +3,10 @@ definition: warmup + cosine rate, decoupled decay on kernels only, global-norm
 clipping. On PyTorch this checks the fused kernel path (`FusedAdamW`)."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -44,13 +48,23 @@ def test_paper_optimizer_steps_as_keras_adamw_defines_them():
     _check_steps(_apply)
 
 
-@pytest.mark.backends
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.compile is PyTorch's")
 def test_paper_optimizer_steps_the_same_under_torch_compile():
-    # `jit_compile=True` on PyTorch compiles the train step with torch.compile,
-    # which cannot trace the fused kernel: FusedAdamW takes Keras' update there.
+    """`jit_compile=True` on PyTorch compiles the train step with torch.compile,
+    which cannot trace the fused kernel: FusedAdamW takes Keras' update there.
+    Checked in a PyTorch process, whatever this run's backend."""
+    code = ("from tests.training.test_optimizer import check_steps_under_torch_compile; "
+            "check_steps_under_torch_compile()")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+        env=dict(os.environ, KERAS_BACKEND="torch"), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def check_steps_under_torch_compile():
     import torch
 
+    assert keras.backend.backend() == "torch"
     _check_steps(lambda optimizer, variables: torch.compile(_apply(optimizer, variables)))
 
 
