@@ -37,7 +37,7 @@ def test_parameter_arithmetic_equals_published_counts():
 def test_built_base_models_have_published_parameter_counts(name):
     config = configs.checkpoint_config(name)
     model = build_without_values(lambda: ks.SigLIP2Backbone.from_config(config))
-    assert model.count_params() == configs.count_parameters(configs.checkpoint_config(name))
+    assert model.count_params() == configs.count_parameters(config)
     resolved = configs.resolve_name(name)
     if configs.CHECKPOINTS[resolved]["params"]:
         assert model.count_params() == configs.CHECKPOINTS[resolved]["params"]
