@@ -29,16 +29,18 @@ INPUTS = ("requirements-dev.txt", "pyproject.toml")
 # their own processes: JAX on 8 fake CPU devices, TF on 2 logical CPU devices
 # (integration/multi_device/conftest.py); they fail, never skip, without them.
 # Each run: (backend, pytest arguments, extra environment).
+# Tests marked `xla` compare XLA with eager execution: only TensorFlow runs
+# both (JAX steps are always XLA, PyTorch has none).
 MULTI_DEVICE = "integration/multi_device/"
 TEST_RUNS = (
-    ("jax", ["-m", "not multi_device"], {}),
+    ("jax", ["-m", "not multi_device and not xla"], {}),
     (
         "jax",
         ["-m", "multi_device", f"{MULTI_DEVICE}test_jax_sigmoid_losses.py",
          f"{MULTI_DEVICE}test_jax_fit.py", f"{MULTI_DEVICE}test_jax_loss_memory.py"],
         {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
     ),
-    ("tensorflow", ["-m", "backends and not multi_device"], {}),
+    ("tensorflow", ["-m", "(backends or xla) and not multi_device"], {}),
     # Two processes: after the replica-step tests, TF's collective ops can
     # mismatch instances in a later MirroredStrategy `fit` in the same process.
     ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "not fit"], {}),
@@ -82,10 +84,16 @@ def ensure_venv():
     STAMP.write_text(fingerprint)
 
 
-def _test_run(run, pytest_args, **kwargs):
+def _test_run(run, pytest_args, jax_cache, **kwargs):
     """One of `TEST_RUNS` as a pytest process; its exit status."""
     backend, arguments, extra_env = run
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
+    # One JAX compilation cache for the whole test run, its subprocesses
+    # included: a program compiled once (the same tiny training step in many
+    # tests, a run and its resumption) is read back, not compiled again. A
+    # size limit makes JAX lock the folder for the runs that share it.
+    env.update(JAX_COMPILATION_CACHE_DIR=jax_cache, JAX_COMPILATION_CACHE_MAX_SIZE=str(2**33),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
     command = [PYTHON, "-m", "pytest", "-q", "--durations=15", *arguments, *pytest_args]
     print(f"\n=== tests on {backend} {' '.join(arguments)} ===", flush=True, file=kwargs.get("stdout"))
     return _run(command, env=env, **kwargs)
@@ -100,12 +108,13 @@ def test(pytest_args):
 
     logs = [tempfile.TemporaryFile("w+") for _ in TEST_RUNS[1:]]
     codes = []
-    others = threading.Thread(target=lambda: codes.extend(
-        _test_run(run, pytest_args, stdout=log, stderr=subprocess.STDOUT)
-        for run, log in zip(TEST_RUNS[1:], logs)))
-    others.start()
-    codes.append(_test_run(TEST_RUNS[0], pytest_args))
-    others.join()
+    with tempfile.TemporaryDirectory(prefix="siglip2-jax-cache-") as jax_cache:
+        others = threading.Thread(target=lambda: codes.extend(
+            _test_run(run, pytest_args, jax_cache, stdout=log, stderr=subprocess.STDOUT)
+            for run, log in zip(TEST_RUNS[1:], logs)))
+        others.start()
+        codes.append(_test_run(TEST_RUNS[0], pytest_args, jax_cache))
+        others.join()
     for log in logs:
         log.seek(0)
         print(log.read(), flush=True)
