@@ -24,29 +24,41 @@ STAMP = VENV / ".installed"
 INPUTS = ("requirements-dev.txt", "pyproject.toml")
 # Both test folders (pyproject's `testpaths`): `tests/`, the unit tests, and
 # `integration/`, the parity, multi-device and end-to-end tests. The full
-# suite runs on JAX; the backend-sensitive subset also on the others.
+# suite runs on JAX; the backend-sensitive subset (marker `backends`) also on
+# the others. Tests marked `xla` compare XLA with eager execution: only
+# TensorFlow runs both (JAX steps are always XLA, PyTorch has none).
 # Multi-device tests need devices set up before JAX / TF start, so they run in
 # their own processes: JAX on 8 fake CPU devices, TF on 2 logical CPU devices
 # (integration/multi_device/conftest.py); they fail, never skip, without them.
-# Each run: (backend, pytest arguments, extra environment).
-# Tests marked `xla` compare XLA with eager execution: only TensorFlow runs
-# both (JAX steps are always XLA, PyTorch has none).
+# Each run: (backend, pytest arguments, extra environment). The runs form two
+# lanes, one per core, of about the same length on a 2-core machine: the JAX
+# unit suite in one; TensorFlow and the JAX end-to-end runs (marker
+# `end_to_end`, the long demo and guide runs) in the other.
 MULTI_DEVICE = "integration/multi_device/"
-TEST_RUNS = (
-    ("jax", ["-m", "not multi_device and not xla"], {}),
+LANES = (
     (
-        "jax",
-        ["-m", "multi_device", f"{MULTI_DEVICE}test_jax_sigmoid_losses.py",
-         f"{MULTI_DEVICE}test_jax_fit.py", f"{MULTI_DEVICE}test_jax_loss_memory.py"],
-        {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+        ("jax", ["-m", "not multi_device and not xla and not end_to_end"], {}),
+        ("torch", ["-m", "backends and not multi_device"], {}),
+        (
+            "jax",
+            ["-m", "multi_device", f"{MULTI_DEVICE}test_jax_sigmoid_losses.py",
+             f"{MULTI_DEVICE}test_jax_fit.py", f"{MULTI_DEVICE}test_jax_loss_memory.py"],
+            {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+        ),
     ),
-    ("tensorflow", ["-m", "(backends or xla) and not multi_device"], {}),
-    # Two processes: after the replica-step tests, TF's collective ops can
-    # mismatch instances in a later MirroredStrategy `fit` in the same process.
-    ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "not fit"], {}),
-    ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "fit"], {}),
-    ("torch", ["-m", "backends and not multi_device"], {}),
+    (
+        ("tensorflow", ["-m", "(backends or xla) and not multi_device"], {}),
+        ("jax", ["-m", "end_to_end"], {}),
+        # Two processes: after the replica-step tests, TF's collective ops can
+        # mismatch instances in a later MirroredStrategy `fit` in the same process.
+        ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "not fit"], {}),
+        ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "fit"], {}),
+    ),
 )
+TEST_RUNS = tuple(run for lane in LANES for run in lane)
+
+
+NO_TESTS_SELECTED = 5  # pytest's exit status
 
 
 def _fingerprint():
@@ -100,26 +112,39 @@ def _test_run(run, pytest_args, jax_cache, **kwargs):
 
 
 def test(pytest_args):
-    """Two lanes, one per core (most tests keep one core busy): the JAX suite,
-    printed as it runs, and beside it the other runs one after another, each
-    printed once the JAX suite is done."""
+    """The two `LANES` side by side: the first printed as it runs, the second
+    printed once the first is done."""
     import tempfile
     import threading
 
-    logs = [tempfile.TemporaryFile("w+") for _ in TEST_RUNS[1:]]
-    codes = []
+    first, second = LANES
+    logs = [tempfile.TemporaryFile("w+") for _ in second]
+    first_codes, second_codes = [], []
     with tempfile.TemporaryDirectory(prefix="siglip2-jax-cache-") as jax_cache:
-        others = threading.Thread(target=lambda: codes.extend(
+        background = threading.Thread(target=lambda: second_codes.extend(
             _test_run(run, pytest_args, jax_cache, stdout=log, stderr=subprocess.STDOUT)
-            for run, log in zip(TEST_RUNS[1:], logs)))
-        others.start()
-        codes.append(_test_run(TEST_RUNS[0], pytest_args, jax_cache))
-        others.join()
+            for run, log in zip(second, logs)))
+        background.start()
+        first_codes.extend(_test_run(run, pytest_args, jax_cache) for run in first)
+        background.join()
     for log in logs:
         log.seek(0)
         print(log.read(), flush=True)
-    # A lane that died early left fewer exit codes than runs: a failure too.
-    return 1 if len(codes) != len(TEST_RUNS) or any(codes) else 0
+    return overall_status(first_codes + second_codes, filtered=bool(pytest_args))
+
+
+def overall_status(codes, filtered):
+    """0 if every one of `TEST_RUNS` passed, else 1, from their pytest exit
+    statuses `codes`. A lane that died early left fewer codes than runs: a
+    failure. pytest exits 5 when it selects no test: fine for a run that the
+    user's arguments (`filtered`: `-k …`, a path) leave empty, not when they
+    leave every run empty."""
+    if len(codes) != len(TEST_RUNS):
+        return 1
+    empty = [code == NO_TESTS_SELECTED for code in codes]
+    if filtered and not all(empty):
+        codes = [0 if nothing else code for nothing, code in zip(empty, codes)]
+    return 1 if any(codes) else 0
 
 
 def main(argv):
