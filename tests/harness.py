@@ -76,16 +76,9 @@ def assert_same_outputs(actual, expected):
         np.testing.assert_array_equal(a, b, err_msg=f"output {index}")
 
 
-def _below_top_scope(path):
-    return path.split("/", 1)[-1]
-
-
 def assert_same_variables(actual, expected):
-    """Same variables in the same order: paths, dtypes and values. Paths are
-    compared below their first name scope: an unnamed tower's scope is its
-    default name ("vision_encoder"), a restored one's its unique layer name."""
-    paths = [[_below_top_scope(v.path) for v in m.weights] for m in (actual, expected)]
-    assert paths[0] == paths[1]
+    """Same variables in the same order: paths, dtypes and values."""
+    assert [v.path for v in actual.weights] == [v.path for v in expected.weights]
     for a, b in zip(actual.weights, expected.weights):
         assert a.dtype == b.dtype, a.path
         np.testing.assert_array_equal(

@@ -35,8 +35,11 @@ class SigLIP2TextEncoder(ChecksInputs, Backbone):
         check_compute_dtype(dtype)
         token_ids = keras.Input((sequence_length,), dtype="int32", name="token_ids")
         # Variable paths start with the tower's name: both towers have
-        # `encoder_block_i`, and the torch backend keys parameters by path.
-        with keras.name_scope(kwargs.get("name") or "text_encoder"):
+        # `encoder_block_i`, and the torch backend keys parameters by path. A
+        # fixed default (not Keras' unique "sig_lip2_…_1") keeps an unnamed
+        # tower's paths the same after a `.keras` reload.
+        kwargs.setdefault("name", "text_encoder")
+        with keras.name_scope(kwargs["name"]):
             self.embedding = TextEmbedding(
                 vocabulary_size, sequence_length, hidden_dim, dtype=dtype, name="embedding"
             )

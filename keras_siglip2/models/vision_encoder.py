@@ -58,8 +58,11 @@ class SigLIP2VisionEncoder(ChecksInputs, Backbone):
             inputs = {"images": keras.Input((image_size, image_size, 3), name="images")}
 
         # Variable paths start with the tower's name: both towers have
-        # `encoder_block_i`, and the torch backend keys parameters by path.
-        with keras.name_scope(kwargs.get("name") or "vision_encoder"):
+        # `encoder_block_i`, and the torch backend keys parameters by path. A
+        # fixed default (not Keras' unique "sig_lip2_…_1") keeps an unnamed
+        # tower's paths the same after a `.keras` reload.
+        kwargs.setdefault("name", "vision_encoder")
+        with keras.name_scope(kwargs["name"]):
             self.patch_embedding = PatchEmbedding(
                 hidden_dim, patch_size, dtype=dtype, name="patch_embedding"
             )
