@@ -31,13 +31,14 @@ INPUTS = ("requirements-dev.txt", "pyproject.toml")
 # their own processes: JAX on 8 fake CPU devices, TF on 2 logical CPU devices
 # (integration/multi_device/conftest.py); they fail, never skip, without them.
 # Each run: (backend, pytest arguments, extra environment). The runs form two
-# lanes, one per core, of about the same length on a 2-core machine: the JAX
-# unit suite in one; TensorFlow and the JAX end-to-end runs (marker
-# `end_to_end`, the long demo and guide runs) in the other.
+# lanes side by side, one per core: the JAX suite, and the other runs one
+# after another. (Lanes of equal length were no faster on a 2-core machine:
+# the end-to-end runs keep both cores busy on their own.)
 MULTI_DEVICE = "integration/multi_device/"
 LANES = (
+    (("jax", ["-m", "not multi_device and not xla"], {}),),
     (
-        ("jax", ["-m", "not multi_device and not xla and not end_to_end"], {}),
+        ("tensorflow", ["-m", "(backends or xla) and not multi_device"], {}),
         ("torch", ["-m", "backends and not multi_device"], {}),
         (
             "jax",
@@ -45,10 +46,6 @@ LANES = (
              f"{MULTI_DEVICE}test_jax_fit.py", f"{MULTI_DEVICE}test_jax_loss_memory.py"],
             {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
         ),
-    ),
-    (
-        ("tensorflow", ["-m", "(backends or xla) and not multi_device"], {}),
-        ("jax", ["-m", "end_to_end"], {}),
         # Two processes: after the replica-step tests, TF's collective ops can
         # mismatch instances in a later MirroredStrategy `fit` in the same process.
         ("tensorflow", ["-m", "multi_device", f"{MULTI_DEVICE}test_tf_mirrored.py", "-k", "not fit"], {}),

@@ -1,19 +1,6 @@
-"""The demo model, trained once per test session; the `end_to_end` marker."""
-
-from pathlib import Path
+"""The demo model, trained once per test session."""
 
 import pytest
-
-HERE = Path(__file__).parent
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Marks every test in this folder `end_to_end` (before `-m` selects), so
-    that dev.py can run these long tests in a lane of their own."""
-    for item in items:
-        if HERE in item.path.parents:
-            item.add_marker(pytest.mark.end_to_end)
 
 
 @pytest.fixture(scope="session")
