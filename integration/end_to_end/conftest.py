@@ -1,6 +1,20 @@
-"""The demo model, trained once per test session."""
+"""The demo model, trained once per test session; the `end_to_end` marker."""
+
+from pathlib import Path
 
 import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Marks every test in this folder `end_to_end` (before `-m` selects):
+    dev.py runs them in a JAX process of their own, with XLA's full
+    optimisation (the demo trains for 600 steps)."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.end_to_end)
 
 
 @pytest.fixture(scope="session")

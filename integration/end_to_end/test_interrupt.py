@@ -47,7 +47,10 @@ def _arrays(path):
 
 
 @contextmanager
-def _busy_cpu(processes=2):
+def _busy_cpu(processes=1):
+    """Spinning processes beside the training run. One is enough to keep a
+    2-core machine busy while `dev.py test` runs other tests beside this one;
+    each more takes a core from those."""
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
     try:
         yield
