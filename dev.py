@@ -36,9 +36,9 @@ INPUTS = ("requirements-dev.txt", "pyproject.toml")
 # the end-to-end runs keep both cores busy on their own.)
 # The unit and multi-device tests spend most of their time compiling tiny
 # programs: XLA's backend optimisation level 0 compiles them faster and runs
-# them slower, a third less time in all (tests/training, models, data and
-# layers: 761 s → 514 s). The end-to-end runs (marker `end_to_end`) train for
-# hundreds of steps, seven times slower at level 0: they keep the default.
+# them slower, 15–32% less time in all (README, "Tests"). The end-to-end runs
+# (marker `end_to_end`) train for hundreds of steps, seven times slower at
+# level 0: they keep the default.
 MULTI_DEVICE = "integration/multi_device/"
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 LANES = (
