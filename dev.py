@@ -102,9 +102,16 @@ def ensure_venv():
     STAMP.write_text(fingerprint)
 
 
+def _is_test_path(argument):
+    """Whether a pytest argument names a test file or folder (`path::test` too)."""
+    return not argument.startswith("-") and (ROOT / argument.split("::")[0]).exists()
+
+
 def _test_run(run, pytest_args, jax_cache, **kwargs):
     """One of `TEST_RUNS` as a pytest process; its exit status."""
     backend, arguments, extra_env = run
+    if any(_is_test_path(arg) for arg in pytest_args):  # the user's paths replace the run's own
+        arguments = [arg for arg in arguments if not _is_test_path(arg)]
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
     # One JAX compilation cache for the whole test run, its subprocesses
     # included: a program compiled once (the same tiny training step in many

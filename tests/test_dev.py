@@ -29,3 +29,14 @@ def test_runs_a_filter_leaves_empty_pass_unless_all_are_empty():
     assert dev.overall_status([EMPTY] * RUNS, filtered=True) == 1
     # Without a filter an empty run means tests went missing.
     assert dev.overall_status([0] + [EMPTY] * (RUNS - 1), filtered=False) == 1
+
+
+def test_a_users_path_replaces_the_paths_a_run_names(monkeypatch):
+    commands = []
+    monkeypatch.setattr(dev, "_run", lambda command, **kwargs: commands.append(command) or 0)
+    multi_device = next(run for run in dev.TEST_RUNS if any(dev._is_test_path(a) for a in run[1]))
+    dev._test_run(multi_device, ["tests/test_dev.py", "-k", "fit"], "/tmp/cache")
+    dev._test_run(multi_device, ["-k", "fit"], "/tmp/cache")
+    with_path, without = ([a for a in command[1:] if dev._is_test_path(a)] for command in commands)
+    assert with_path == ["tests/test_dev.py"]
+    assert without == [a for a in multi_device[1] if dev._is_test_path(a)] != []
