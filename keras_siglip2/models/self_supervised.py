@@ -181,6 +181,10 @@ class SelfSupervisedTraining:
     `self.loss_weights_`; `build_self_supervised` creates the rest.
     """
 
+    # The switch-on as a Python bool while a train function is traced, None
+    # when the graph decides (`ops.cond`): see `make_train_function`.
+    static_switch = None
+
     def build_self_supervised(self):
         """Student heads, mask token, EMA teacher (tower + heads) and centres."""
         from keras_siglip2.models.vision_encoder import SigLIP2VisionEncoder
@@ -248,9 +252,47 @@ class SelfSupervisedTraining:
             )
         )
 
+    def switches_in_python(self):
+        """Whether the switch-on is decided in Python: on TensorFlow with
+        `remat`, whose `tf.recompute_grad` cannot be differentiated inside the
+        `cond` that the graph would switch with."""
+        return (
+            keras.backend.backend() == "tensorflow"
+            and self.self_supervised is not None
+            and self.remat is not None
+        )
+
+    def make_train_function(self, force=False):
+        """Keras' train function, or where `switches_in_python`: two of them,
+        one traced with the self-supervised losses off and one with them on,
+        the counter picking one in Python before each call. With
+        `steps_per_execution` k the losses switch on at the first call that
+        starts at or after the switch-on step (up to k − 1 steps late)."""
+        if not self.switches_in_python():
+            return super().make_train_function(force)
+        if self.train_function is not None and not force:
+            return self.train_function
+        make_keras_function = super().make_train_function
+        sides = {}
+
+        def train_function(data):
+            active = bool(ops.convert_to_numpy(self.training_step) >= self.self_supervised_start)
+            if active not in sides:
+                make_keras_function(force=True)  # sets, does not return, self.train_function
+                sides[active], self.train_function = self.train_function, train_function
+            self.static_switch = active  # read while the side is traced
+            try:
+                return sides[active](data)
+            finally:
+                self.static_switch = None
+
+        self.train_function = train_function
+        return train_function
+
     def self_supervised_loss(self, x, example_weights, training):
         """Weighted self-distillation + masked prediction. Before the switch-on
-        step both are exactly 0 and are not computed (`ops.cond`); in training
+        step both are exactly 0 and are not computed (`ops.cond`, or a Python
+        branch where `switches_in_python`); in training
         the teacher (EMA), the centres and the step counter are updated."""
         settings = self.self_supervised
         step = ops.convert_to_tensor(self.training_step)
@@ -269,9 +311,14 @@ class SelfSupervisedTraining:
                 ops.convert_to_tensor(self.patch_center),
             )
 
-        distillation, masked, global_center, patch_center = ops.cond(
-            active, lambda: self._self_supervised_terms(x, example_weights), switched_off
-        )
+        if self.static_switch is None:
+            distillation, masked, global_center, patch_center = ops.cond(
+                active, lambda: self._self_supervised_terms(x, example_weights), switched_off
+            )
+        else:
+            active = self.static_switch
+            terms = self._self_supervised_terms(x, example_weights) if active else switched_off()
+            distillation, masked, global_center, patch_center = terms
         if training:
             self.global_center.assign(global_center)
             self.patch_center.assign(patch_center)

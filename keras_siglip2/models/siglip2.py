@@ -124,13 +124,7 @@ class SigLIP2(InferenceMethods, SelfSupervisedTraining, keras.Model):
         None, "mlp" or "block" (see the class docstring). The EMA teacher runs
         without gradients and is left alone."""
         self.remat = check_remat(mode)
-        if mode and self.self_supervised is not None and keras.backend.backend() == "tensorflow":
-            raise ValueError(
-                "`remat` with self-supervised training does not run on TensorFlow: "
-                "`tf.recompute_grad` fails inside the `cond` that switches the "
-                "self-supervised losses on. Use remat=None on TensorFlow, or train on "
-                "JAX or PyTorch."
-            )
+        self.train_function = None  # one traced before would keep the old setting
         towers = self.backbone.vision_encoder, self.backbone.text_encoder
         blocks = [block for tower in towers for block in tower.encoder_blocks]
         if self.decoder is not None:

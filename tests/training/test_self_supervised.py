@@ -94,11 +94,18 @@ def test_ema_update_formula():
     np.testing.assert_allclose(_numpy(teacher[0]), 3.0)
 
 
-@pytest.fixture(scope="module")
-def trained(model_and_batch):
+# On TensorFlow, `remat` moves the switch-on from the graph into Python
+# (`SelfSupervisedTraining.make_train_function`): both ways are checked there.
+REMAT_MODES = [None, "block"] if keras.backend.backend() == "tensorflow" else [None]
+
+
+@pytest.fixture(scope="module", params=REMAT_MODES, ids=lambda mode: f"remat={mode}")
+def trained(request):
     """Four steps in one `fit` (1-step epochs), switching on after two;
     snapshots of the state between steps."""
-    model, batch = model_and_batch
+    model = tiny_model(naflex=True, self_supervised=TINY_SELF_SUPERVISED)
+    model.set_remat(request.param)
+    batch = first_batch(training_batches(demo_dataset(16, seed=0), model, 8, seed=0))
     model.compile(self_supervised_start=SWITCH_ON)
     traces = []
     original = model.compute_loss
