@@ -9,9 +9,16 @@ weights file it belongs to. Both are written to temporary files, flushed to
 disk and renamed into place, the progress record last; older weights files are
 deleted only after it. A crash at any moment leaves the previous checkpoint or
 the new one, never a mix.
+
+Layers with LoRA factors are stored as they are (frozen kernel, factors), not
+as Keras saves them: Keras merges the factors into the kernel on save and sets
+them to zero on load, and factors that both start at zero get no gradient, so
+a resumed LoRA run would stop learning (`lora_layers_as_they_are`).
 """
 
+import contextlib
 import csv
+import functools
 import json
 import math
 import os
@@ -122,6 +129,37 @@ def _fsync(path):
         os.close(descriptor)
 
 
+@contextlib.contextmanager
+def lora_layers_as_they_are(model):
+    """Within: every layer of `model` with LoRA factors saves and loads its own
+    variables unchanged, keyed by name. A store written by Keras' own method
+    (its keys are indices: a checkpoint of an earlier version) still loads
+    the Keras way."""
+    layers = [layer for layer in model._flatten_layers() if getattr(layer, "lora_enabled", False)]
+    for layer in layers:
+        keras_load = layer.load_own_variables
+        layer.save_own_variables = functools.partial(_save_unchanged, layer)
+        layer.load_own_variables = functools.partial(_load_unchanged, layer, keras_load)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.save_own_variables, layer.load_own_variables
+
+
+def _save_unchanged(layer, store):
+    for variable in layer.variables:
+        store[variable.name] = variable
+
+
+def _load_unchanged(layer, keras_load, store):
+    names = [variable.name for variable in layer.variables]
+    if set(store.keys()) != set(names):
+        return keras_load(store)
+    for variable in layer.variables:
+        variable.assign(store[variable.name])
+
+
 def save_checkpoint(model, directory, step, epoch):
     """Write the model's and optimizer's variables and the progress record
     `{"step", "epoch", "weights"}` into `directory`, crash-consistently (see
@@ -130,7 +168,8 @@ def save_checkpoint(model, directory, step, epoch):
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}.weights.h5"
     partial = directory / f"partial.{name}"
-    model.save_weights(partial)
+    with lora_layers_as_they_are(model):
+        model.save_weights(partial)
     _fsync(partial)
     os.replace(partial, directory / name)
     record = directory / (PROGRESS_FILE + ".partial")
@@ -178,7 +217,8 @@ def restore(model, directory):
     if progress is None:
         return {"step": 0, "epoch": 0, "weights": None}
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(Path(directory) / progress["weights"])
+    with lora_layers_as_they_are(model):
+        model.load_weights(Path(directory) / progress["weights"])
     return progress
 
 

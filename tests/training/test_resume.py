@@ -191,3 +191,39 @@ def test_a_checkpoint_past_the_steps_asked_for_is_refused(compiled, tmp_path):
     callbacks.save_checkpoint(compiled, tmp_path / "checkpoint", step=9, epoch=3)
     with pytest.raises(ValueError, match="at step 9, past the 5 steps asked for"):
         callbacks.fit_resumably(compiled, lambda: None, tmp_path, 5, 3)
+
+
+def _lora_model():
+    model = tiny_model(naflex=True, seed=0, locca=False)
+    model.backbone.enable_lora(2)
+    model.compile(learning_rate=1e-2, total_steps=STEPS)
+    return model
+
+
+@pytest.mark.backends
+def test_a_lora_checkpoint_keeps_its_factors(tmp_path):
+    # Keras' own saving merges the factors into the kernel and loads them back
+    # as zeros, where they get no gradient: a resumed LoRA run would not learn.
+    from keras_siglip2.data import demo_dataset
+    from keras_siglip2.data.pipeline import training_batches
+    from tests.training.helpers import first_batch
+
+    model = _lora_model()
+    batch = first_batch(training_batches(demo_dataset(8, seed=0), model, BATCH, seed=0))
+    for _ in range(2):
+        model.train_on_batch(batch)
+    callbacks.save_checkpoint(model, tmp_path, step=2, epoch=1)
+    restored = _lora_model()
+    callbacks.restore(restored, tmp_path)
+    assert any("lora_kernel_b" in v.path and np.abs(value).max() > 0
+               for v, value in zip(restored.weights, _values(restored.weights)))
+    for got, want in zip(_values(restored.weights) + _values(restored.optimizer.variables),
+                         _values(model.weights) + _values(model.optimizer.variables)):
+        np.testing.assert_array_equal(got, want)
+    # Outside checkpoints, saving is Keras' (merged); such a file loads too.
+    model.save_weights(tmp_path / "merged.weights.h5")
+    with callbacks.lora_layers_as_they_are(restored):
+        restored.load_weights(tmp_path / "merged.weights.h5")
+    kernel = next(v for v in restored.weights if v.path.endswith("value/kernel"))
+    assert not np.array_equal(_values([kernel])[0], _values([next(
+        v for v in model.weights if v.path == kernel.path)])[0])  # the merged kernel
