@@ -102,3 +102,21 @@ def test_torch_profile_tables(case):
     for kind in ("matmul", "attention", "optimizer"):
         assert kind in out
     assert out.count("aten::") == 5
+
+
+def test_torch_compile_table():
+    """It compiles on the PyTorch backend whatever this run's backend: a
+    subprocess; the predict case only (the training step compiles for minutes)."""
+    import subprocess
+
+    script = os.path.join(os.path.dirname(common.__file__), "torch_compile.py")
+    result = subprocess.run(
+        [sys.executable, script, "--case", "predict", "--depth", "1", "--batch", "1",
+         "--image-size", "32", "--repeats", "1"],
+        env=dict(os.environ, KERAS_BACKEND="torch"), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| predict")]
+    assert [row[1].strip() for row in rows] == ["eager", "compiled"]
+    assert float(rows[1][5]) < 1e-4  # compiled computes what eager does
+    assert rows[1][6].strip().endswith("calls") or rows[1][6].strip() == "never"
