@@ -1,16 +1,25 @@
-"""`Dense` and `EinsumDense` whose PyTorch call is one `torch.nn.functional.linear`.
+"""`Dense` and `EinsumDense` that project as one 2-D matmul on PyTorch and JAX.
 
-Keras computes a projection as a matmul (an einsum: permutes, a batched matmul)
-and then a separate bias add, a second pass over the activations; PyTorch's
-`linear` adds the bias inside the GEMM (`addmm`), as transformers' layers do.
-On JAX and TensorFlow XLA/Grappler fuse the add already, and a quantized layer
-keeps Keras' own call everywhere; LoRA works unchanged (`kernel` is the
-merged kernel). Weights, names and numerics are Keras' own; the classes keep
-Keras' class names because `.weights.h5` files key layers held in lists by
-their class name (`dense`, `einsum_dense`): presets saved before load as they are.
+Keras computes a projection of `(B, T, D)` activations as a matmul (an einsum)
+on the 3-D tensor and then adds the bias. Flattening the leading axes first
+(`flat_linear`) makes it the plain GEMM both backends are fastest at:
+- on PyTorch one `torch.nn.functional.linear`, the bias added inside the GEMM
+  (`addmm`), as transformers' layers do, instead of permutes, a batched
+  matmul and a second pass for the bias;
+- on JAX the backward's weight gradient contracts one flattened axis instead
+  of two; XLA on CPU ran the 3-D form's forward + backward at half the speed
+  (`benchmarks/projection_grad.py`).
+TensorFlow and a quantized layer keep Keras' own call. LoRA works unchanged
+(`kernel` is the merged kernel). Weights, names and numerics are Keras' own;
+the classes keep Keras' class names because `.weights.h5` files key layers
+held in lists by their class name (`dense`, `einsum_dense`): presets saved
+before load as they are.
 """
 
+import math
+
 import keras
+from keras import ops
 
 
 def contracted_axes(equation):
@@ -26,39 +35,50 @@ def contracted_axes(equation):
     return None
 
 
-def torch_linear(inputs, kernel, bias, contracted):
-    """`inputs (…, *K)` · `kernel (*K, *O)` + `bias (*O)` → `(…, *O)` as one
-    `F.linear` over the flattened `K` and `O` axes (PyTorch tensors)."""
-    import torch.nn.functional as F
+def flat_linear(inputs, kernel, bias, contracted):
+    """`inputs (…, *K)` · `kernel (*K, *O)` + `bias (*O)` or None → `(…, *O)`
+    as one 2-D matmul over the flattened `K` and `O` axes: on PyTorch one
+    `F.linear` (PyTorch tensors), elsewhere `keras.ops`."""
+    if keras.backend.backend() == "torch":
+        import torch.nn.functional as F
 
-    leading = inputs.shape[: inputs.ndim - contracted]
-    flat = inputs.reshape(*leading, -1)
-    weight = kernel.reshape(flat.shape[-1], -1)
-    return F.linear(flat, weight.T, bias.reshape(-1)).reshape(*leading, *kernel.shape[contracted:])
+        leading = inputs.shape[: inputs.ndim - contracted]
+        flat = inputs.reshape(*leading, -1)
+        weight = kernel.reshape(flat.shape[-1], -1)
+        bias = None if bias is None else bias.reshape(-1)
+        return F.linear(flat, weight.T, bias).reshape(*leading, *kernel.shape[contracted:])
+    leading = ops.shape(inputs)[: len(inputs.shape) - contracted]
+    inner = math.prod(kernel.shape[:contracted])
+    outputs = ops.matmul(ops.reshape(inputs, (-1, inner)), ops.reshape(kernel, (inner, -1)))
+    if bias is not None:
+        outputs = outputs + ops.reshape(bias, (-1,))
+    return ops.reshape(outputs, (*leading, *kernel.shape[contracted:]))
 
 
 def biased_matmul(inputs, kernel, bias):
     """`inputs (…, K) @ kernel (K, O) + bias (O,)` → `(…, O)`; one `F.linear` on PyTorch."""
     if keras.backend.backend() != "torch":
-        return keras.ops.matmul(inputs, kernel) + bias
-    convert = keras.ops.convert_to_tensor
-    return torch_linear(convert(inputs), convert(kernel), convert(bias), contracted=1)
+        return ops.matmul(inputs, kernel) + bias
+    convert = ops.convert_to_tensor
+    return flat_linear(convert(inputs), convert(kernel), convert(bias), contracted=1)
 
 
-class FusedBiasOnTorch:
-    """Mixin for a Keras `Dense`/`EinsumDense`: on PyTorch, a biased projection
-    of the supported form runs as `torch_linear`; otherwise Keras' `call`."""
+class FlatProjection:
+    """Mixin for a Keras `Dense`/`EinsumDense`: on PyTorch and JAX, a
+    projection of the supported form runs as `flat_linear`; otherwise Keras'
+    `call`."""
 
     def _contracted_axes(self):
         return contracted_axes(self.equation) if hasattr(self, "equation") else 1
 
     def call(self, inputs, training=None):
         contracted = self._contracted_axes()
-        if keras.backend.backend() != "torch" or self.bias is None or contracted is None:
+        if keras.backend.backend() not in ("torch", "jax") or contracted is None:
             return super().call(inputs, training=training)
-        outputs = torch_linear(
-            keras.ops.convert_to_tensor(inputs), keras.ops.convert_to_tensor(self.kernel),
-            keras.ops.convert_to_tensor(self.bias), contracted,
+        convert = ops.convert_to_tensor
+        outputs = flat_linear(
+            convert(inputs), convert(self.kernel),
+            None if self.bias is None else convert(self.bias), contracted,
         )
         return outputs if self.activation is None else self.activation(outputs)
 
@@ -69,11 +89,11 @@ class FusedBiasOnTorch:
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
-class Dense(FusedBiasOnTorch, keras.layers.Dense):
-    """`keras.layers.Dense`; on PyTorch, bias added inside the GEMM."""
+class Dense(FlatProjection, keras.layers.Dense):
+    """`keras.layers.Dense`, one 2-D matmul on PyTorch and JAX."""
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
-class EinsumDense(FusedBiasOnTorch, keras.layers.EinsumDense):
-    """`keras.layers.EinsumDense`; on PyTorch, bias added inside the GEMM for
+class EinsumDense(FlatProjection, keras.layers.EinsumDense):
+    """`keras.layers.EinsumDense`, one 2-D matmul on PyTorch and JAX for
     equations that contract trailing input axes with leading kernel axes."""

@@ -120,3 +120,14 @@ def test_torch_compile_table():
     assert [row[1].strip() for row in rows] == ["eager", "compiled"]
     assert float(rows[1][5]) < 1e-4  # compiled computes what eager does
     assert rows[1][6].strip().endswith("calls") or rows[1][6].strip() == "never"
+
+
+def test_projection_grad_table():
+    import projection_grad
+
+    rows = projection_grad.main(["--repeats", "1", "--demo-step", "--cases",
+                                 *[name for name in projection_grad.CASES if name.startswith("demo")]])
+    assert [row["case"] for row in rows][-1] == "demo training step (batch 32)"
+    for row in rows:
+        assert row["keras"] > 0 and row["ours"] > 0
+    assert all(row["difference"] < 1e-4 for row in rows[:-1])
