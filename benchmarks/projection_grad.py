@@ -107,8 +107,6 @@ def measure(args):
 
 def demo_step_row(repeats):
     """The demo's training step with Keras' projections against ours."""
-    import functools
-
     import keras
 
     from keras_siglip2 import demo
@@ -123,8 +121,7 @@ def demo_step_row(repeats):
         if side == "keras":
             for layer in model._flatten_layers():
                 if isinstance(layer, FlatProjection):
-                    keras_class = type(layer).__mro__[2]  # past FlatProjection
-                    layer.call = functools.partial(keras_class.call, layer)
+                    layer.call = super(FlatProjection, layer).call  # Keras' class's call
         models[side] = model
     raw = demo_shapes.demo_dataset(256, seed=0, split="train").cache().repeat()
     batches = iter(training_batches(raw, models["ours"], 32, seed=0))
