@@ -12,8 +12,8 @@ Keras / ours); the largest gradient difference shows both compute the same.
 
 `--demo-step` also times the whole demo training step (`siglip2 demo`'s
 model, all losses but the self-supervised ones, which switch on late; batch
-32): two models from the same seed, one with every projection sent back to
-Keras' call.
+32): two models from the same seed, one with every `Dense` and `EinsumDense`
+sent back to Keras' call (the patch embedding flattens in both).
 
 Usage:
     KERAS_BACKEND=jax python benchmarks/projection_grad.py [--repeats 20] [--demo-step]

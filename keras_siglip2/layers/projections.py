@@ -55,9 +55,15 @@ def flat_linear(inputs, kernel, bias, contracted):
     return ops.reshape(outputs, (*leading, *kernel.shape[contracted:]))
 
 
+def flattens():
+    """Whether this backend projects through `flat_linear` (PyTorch, JAX)."""
+    return keras.backend.backend() in ("torch", "jax")
+
+
 def biased_matmul(inputs, kernel, bias):
-    """`inputs (…, K) @ kernel (K, O) + bias (O,)` → `(…, O)`; one `F.linear` on PyTorch."""
-    if keras.backend.backend() != "torch":
+    """`inputs (…, K) @ kernel (K, O) + bias (O,)` → `(…, O)`; one 2-D matmul
+    on PyTorch and JAX (`flat_linear`)."""
+    if not flattens():
         return ops.matmul(inputs, kernel) + bias
     convert = ops.convert_to_tensor
     return flat_linear(convert(inputs), convert(kernel), convert(bias), contracted=1)
@@ -73,7 +79,7 @@ class FlatProjection:
 
     def call(self, inputs, training=None):
         contracted = self._contracted_axes()
-        if keras.backend.backend() not in ("torch", "jax") or contracted is None:
+        if not flattens() or contracted is None:
             return super().call(inputs, training=training)
         convert = ops.convert_to_tensor
         outputs = flat_linear(
