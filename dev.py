@@ -31,22 +31,28 @@ INPUTS = ("requirements-dev.txt", "pyproject.toml")
 # their own processes: JAX on 8 fake CPU devices, TF on 2 logical CPU devices
 # (integration/multi_device/conftest.py); they fail, never skip, without them.
 # Each run: (backend, pytest arguments, extra environment). The runs form two
-# lanes side by side, one per core: the JAX suite, and the other runs one
-# after another. (Lanes of equal length were no faster on a 2-core machine:
-# the end-to-end runs keep both cores busy on their own.)
+# lanes side by side, one per core: the JAX unit and end-to-end tests, and the
+# other runs one after another, starting with the JAX smoke tests of the
+# benchmark scripts (a quarter of the JAX unit tests' time, much of it in
+# subprocesses), which would otherwise leave the second lane idle for minutes
+# while the first still ran. (The end-to-end runs keep both cores busy on
+# their own: the first lane may end later than the second.)
 # The unit and multi-device tests spend most of their time compiling tiny
 # programs: XLA's backend optimisation level 0 compiles them faster and runs
 # them slower, 15–32% less time in all (README, "Tests"). The end-to-end runs
 # (marker `end_to_end`) train for hundreds of steps, seven times slower at
 # level 0: they keep the default.
 MULTI_DEVICE = "integration/multi_device/"
+BENCHMARK_SMOKE = "tests/benchmarks/"
 FAST_COMPILE = "--xla_backend_optimization_level=0"
+JAX_UNIT = "not multi_device and not xla and not end_to_end"
 LANES = (
     (
-        ("jax", ["-m", "not multi_device and not xla and not end_to_end"], {"XLA_FLAGS": FAST_COMPILE}),
+        ("jax", ["-m", JAX_UNIT, f"--ignore={BENCHMARK_SMOKE}"], {"XLA_FLAGS": FAST_COMPILE}),
         ("jax", ["-m", "end_to_end"], {}),
     ),
     (
+        ("jax", ["-m", JAX_UNIT, BENCHMARK_SMOKE], {"XLA_FLAGS": FAST_COMPILE}),
         ("tensorflow", ["-m", "(backends or xla) and not multi_device"], {}),
         ("torch", ["-m", "backends and not multi_device"], {}),
         (

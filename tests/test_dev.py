@@ -40,3 +40,14 @@ def test_a_users_path_replaces_the_paths_a_run_names(monkeypatch):
     with_path, without = ([a for a in command[1:] if dev._is_test_path(a)] for command in commands)
     assert with_path == ["tests/test_dev.py"]
     assert without == [a for a in multi_device[1] if dev._is_test_path(a)] != []
+
+
+def test_what_one_jax_run_ignores_another_runs():
+    """Tests moved to the other lane are moved, not dropped."""
+    ignored = [a.split("=", 1)[1] for run in dev.TEST_RUNS for a in run[1] if a.startswith("--ignore=")]
+    assert ignored
+    for path in ignored:
+        takers = [run for run in dev.TEST_RUNS if run[0] == "jax" and path in run[1]]
+        assert len(takers) == 1 and (dev.ROOT / path).is_dir(), path
+        ignoring = next(run for run in dev.TEST_RUNS if f"--ignore={path}" in run[1])
+        assert takers[0][1][:2] == ignoring[1][:2] and takers[0][2] == ignoring[2]  # same selection

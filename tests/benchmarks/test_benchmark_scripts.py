@@ -122,9 +122,17 @@ def test_torch_compile_table():
     assert rows[1][6].strip().endswith("calls") or rows[1][6].strip() == "never"
 
 
-def test_projection_grad_table():
+def test_projection_grad_table(monkeypatch):
+    """The demo-sized cases, and the demo step with the sigmoid loss only (the
+    whole recipe compiles two steps for over a minute)."""
+    import functools
+
     import projection_grad
 
+    from keras_siglip2 import demo
+
+    monkeypatch.setattr(demo, "demo_model",
+                        functools.partial(demo.demo_model, locca=False, self_supervised=None))
     rows = projection_grad.main(["--repeats", "1", "--demo-step", "--cases",
                                  *[name for name in projection_grad.CASES if name.startswith("demo")]])
     assert [row["case"] for row in rows][-1] == "demo training step (batch 32)"
