@@ -274,12 +274,17 @@ def run_demo(
         f"on the demo dataset for {steps} steps of {batch_size}, backend "
         f"{keras.backend.backend()}."
     )
+    built = time.time()
     train(
         model, output_dir, steps, num_train, batch_size, seed, steps_per_checkpoint,
         verbose, learning_rate,
     )
+    trained = time.time()
     metrics, chance, predictions = evaluate(model, num_test, seed)
     print(format_table(metrics, chance, title=f"Held-out metrics ({num_test} test images)"))
+    seconds = {"build": built - start, "train": trained - built, "evaluate": time.time() - trained}
+    print("Seconds: " + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
+          + f", in all {sum(seconds.values()):.1f}.")
     report = {
         "metrics": metrics,
         "chance": chance,
@@ -289,6 +294,7 @@ def run_demo(
         "seed": seed,
         "variant": variant,
         "seconds": round(time.time() - start, 1),
+        "phase_seconds": {phase: round(value, 1) for phase, value in seconds.items()},
     }
     (output_dir / "metrics.json").write_text(json.dumps(report, indent=2))
     plot_history(output_dir / "history.csv", output_dir / "loss_curves.png")
