@@ -283,8 +283,9 @@ def run_demo(
     metrics, chance, predictions = evaluate(model, num_test, seed)
     print(format_table(metrics, chance, title=f"Held-out metrics ({num_test} test images)"))
     seconds = {"build": built - start, "train": trained - built, "evaluate": time.time() - trained}
+    total = sum(seconds.values())
     print("Seconds: " + ", ".join(f"{phase} {value:.1f}" for phase, value in seconds.items())
-          + f", in all {sum(seconds.values()):.1f}.")
+          + f", in all {total:.1f}.")
     report = {
         "metrics": metrics,
         "chance": chance,
@@ -293,7 +294,7 @@ def run_demo(
         "batch_size": batch_size,
         "seed": seed,
         "variant": variant,
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(total, 1),
         "phase_seconds": {phase: round(value, 1) for phase, value in seconds.items()},
     }
     (output_dir / "metrics.json").write_text(json.dumps(report, indent=2))

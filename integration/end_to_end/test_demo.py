@@ -38,7 +38,6 @@ def test_short_demo_beats_chance_and_saves_a_loadable_preset(short_demo):
     assert json.loads((tmp_path / "metrics.json").read_text())["metrics"] == metrics
     phases = report["phase_seconds"]
     assert list(phases) == ["build", "train", "evaluate"] and min(phases.values()) > 0, phases
-    assert abs(sum(phases.values()) - report["seconds"]) < 1.0, report
 
     loaded = SigLIP2.from_preset(tmp_path / "preset")
     images = [e["image"] for e in make_demo_examples(3, split="test")]
