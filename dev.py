@@ -32,27 +32,33 @@ INPUTS = ("requirements-dev.txt", "pyproject.toml")
 # (integration/multi_device/conftest.py); they fail, never skip, without them.
 # Each run: (backend, pytest arguments, extra environment). The runs form two
 # lanes side by side, one per core: the JAX unit and end-to-end tests, and the
-# other runs one after another, starting with the JAX smoke tests of the
-# benchmark scripts (a quarter of the JAX unit tests' time, much of it in
-# subprocesses), which would otherwise leave the second lane idle for minutes
-# while the first still ran. (The end-to-end runs keep both cores busy on
-# their own: the first lane may end later than the second.)
+# other runs one after another, starting with a JAX run of the unit tests in
+# `MOVED_JAX_UNIT` (the benchmark scripts' smoke tests, the cross-backend step
+# and the fine-tuning tests: over a third of the JAX unit tests' time), which
+# would otherwise leave the second lane idle for minutes while the first still
+# ran. (The end-to-end runs keep both cores busy on their own: the first lane
+# may end later than the second.)
 # The unit and multi-device tests spend most of their time compiling tiny
 # programs: XLA's backend optimisation level 0 compiles them faster and runs
 # them slower, 15–32% less time in all (README, "Tests"). The end-to-end runs
 # (marker `end_to_end`) train for hundreds of steps, seven times slower at
 # level 0: they keep the default.
 MULTI_DEVICE = "integration/multi_device/"
-BENCHMARK_SMOKE = "tests/benchmarks/"
+MOVED_JAX_UNIT = (
+    "tests/benchmarks/",
+    "tests/training/test_same_step_across_backends.py",
+    "tests/models/test_fine_tuning.py",
+)
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 JAX_UNIT = "not multi_device and not xla and not end_to_end"
 LANES = (
     (
-        ("jax", ["-m", JAX_UNIT, f"--ignore={BENCHMARK_SMOKE}"], {"XLA_FLAGS": FAST_COMPILE}),
+        ("jax", ["-m", JAX_UNIT, *(f"--ignore={path}" for path in MOVED_JAX_UNIT)],
+         {"XLA_FLAGS": FAST_COMPILE}),
         ("jax", ["-m", "end_to_end"], {}),
     ),
     (
-        ("jax", ["-m", JAX_UNIT, BENCHMARK_SMOKE], {"XLA_FLAGS": FAST_COMPILE}),
+        ("jax", ["-m", JAX_UNIT, *MOVED_JAX_UNIT], {"XLA_FLAGS": FAST_COMPILE}),
         ("tensorflow", ["-m", "(backends or xla) and not multi_device"], {}),
         ("torch", ["-m", "backends and not multi_device"], {}),
         (

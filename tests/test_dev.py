@@ -48,6 +48,6 @@ def test_what_one_jax_run_ignores_another_runs():
     assert ignored
     for path in ignored:
         takers = [run for run in dev.TEST_RUNS if run[0] == "jax" and path in run[1]]
-        assert len(takers) == 1 and (dev.ROOT / path).is_dir(), path
+        assert len(takers) == 1 and (dev.ROOT / path).exists(), path
         ignoring = next(run for run in dev.TEST_RUNS if f"--ignore={path}" in run[1])
         assert takers[0][1][:2] == ignoring[1][:2] and takers[0][2] == ignoring[2]  # same selection
