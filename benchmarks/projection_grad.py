@@ -5,8 +5,9 @@ side, same weights, jit-compiled `jax.grad` of a sum of squares with respect
 to the kernel, the bias and the input.
 
 Shapes (`(B, T, D)` → out): the demo's image tower (32 × 64 tokens, width 96:
-MLP in and attention query) and a B/16 tower at batch 8 (196 tokens, width
-768: MLP in and query). Prints each side's median milliseconds over
+MLP in and attention query), a B/16 tower at batch 8 (196 tokens, width
+768: MLP in and query) and its masked patches' prototype scores (a `Dense`
+without bias computes them as `PrototypeHead` does: `layers.projections.project`). Prints each side's median milliseconds over
 `--repeats` interleaved rounds and the speed-up (median of per-round ratios
 Keras / ours); the largest gradient difference shows both compute the same.
 
@@ -33,6 +34,9 @@ CASES = {
     "demo query (32×64, 96 → 4×24)": ((32, 64, 96), "btd,dnh->btnh", (4, 24)),
     "B/16 MLP in (8×196, 768 → 3072)": ((8, 196, 768), "dense", 3072),
     "B/16 query (8×196, 768 → 12×64)": ((8, 196, 768), "btd,dnh->btnh", (12, 64)),
+    # The masked patches' prototype scores (`PrototypeHead`, default sizes: half
+    # of 196 patches, bottleneck 256, 8192 patch prototypes): a matmul, no bias.
+    "B/16 patch prototypes (8×98, 256 → 8192)": ((8, 98, 256), "matmul", 8192),
 }
 
 
@@ -50,8 +54,9 @@ def layer_pair(kind, out):
 
     from keras_siglip2.layers import projections
 
-    if kind == "dense":
-        layers = keras.layers.Dense(out), projections.Dense(out)
+    if kind in ("dense", "matmul"):
+        use_bias = kind == "dense"
+        layers = keras.layers.Dense(out, use_bias=use_bias), projections.Dense(out, use_bias=use_bias)
     else:
         layers = tuple(cls(kind, output_shape=(None, *out), bias_axes="nh")
                        for cls in (keras.layers.EinsumDense, projections.EinsumDense))

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_siglip2.layers.projections import biased_matmul
+from keras_siglip2.layers.projections import project
 
 
 def patchify(images, patch_size):
@@ -46,7 +46,7 @@ class PatchEmbedding(keras.layers.Layer):
     def call(self, inputs):
         if len(inputs.shape) == 4:
             inputs = patchify(inputs, self.patch_size)
-        return biased_matmul(inputs, self.kernel, self.bias)
+        return project(inputs, self.kernel, self.bias)
 
     def compute_output_spec(self, inputs):
         if len(inputs.shape) == 4:

@@ -60,13 +60,15 @@ def flattens():
     return keras.backend.backend() in ("torch", "jax")
 
 
-def biased_matmul(inputs, kernel, bias):
-    """`inputs (…, K) @ kernel (K, O) + bias (O,)` → `(…, O)`; one 2-D matmul
-    on PyTorch and JAX (`flat_linear`)."""
+def project(inputs, kernel, bias=None):
+    """`inputs (…, K) @ kernel (K, O)` (`+ bias (O,)`) → `(…, O)`; one 2-D
+    matmul on PyTorch and JAX (`flat_linear`)."""
     if not flattens():
-        return ops.matmul(inputs, kernel) + bias
+        outputs = ops.matmul(inputs, kernel)
+        return outputs if bias is None else outputs + bias
     convert = ops.convert_to_tensor
-    return flat_linear(convert(inputs), convert(kernel), convert(bias), contracted=1)
+    bias = None if bias is None else convert(bias)
+    return flat_linear(convert(inputs), convert(kernel), bias, contracted=1)
 
 
 class FlatProjection:

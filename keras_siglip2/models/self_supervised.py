@@ -22,7 +22,7 @@ import keras
 from keras import ops
 
 from keras_siglip2 import losses
-from keras_siglip2.layers.projections import Dense
+from keras_siglip2.layers.projections import Dense, project
 from keras_siglip2.layers.similarity import NORM_EPSILON, l2_normalize
 
 # The paper leaves these open; the values and their sources are in
@@ -120,7 +120,7 @@ class PrototypeHead(keras.layers.Layer):
         # Each prototype (a column) normalised in place: no transposed copy.
         prototypes = ops.cast(self.prototypes, "float32")
         prototypes = prototypes / (ops.norm(prototypes, axis=0, keepdims=True) + NORM_EPSILON)
-        return ops.matmul(x, prototypes)
+        return project(x, prototypes)  # flattened: see layers/projections.py
 
     def compute_output_spec(self, x):
         return keras.KerasTensor((*x.shape[:-1], self.num_prototypes), dtype="float32")

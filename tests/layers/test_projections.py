@@ -1,12 +1,12 @@
 """`Dense` / `EinsumDense` compute what Keras' layers compute (outputs
 and gradients, float32 and mixed bfloat16, with LoRA) on every backend; on
-PyTorch through one `F.linear`."""
+PyTorch through one `F.linear`. `project` is a matmul over the last axis."""
 
 import keras
 import numpy as np
 import pytest
 
-from keras_siglip2.layers.projections import Dense, EinsumDense, contracted_axes
+from keras_siglip2.layers.projections import Dense, EinsumDense, contracted_axes, project
 
 
 @pytest.mark.parametrize("equation, expected", [
@@ -89,3 +89,14 @@ def test_same_outputs_and_gradients_as_keras(case, lora, dtype):
                                rtol=tolerance, atol=tolerance)
     for got, want in zip(*(_gradients(layer, x) for layer in layers)):
         np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "bias"])
+def test_project_multiplies_the_last_axis(with_bias):
+    rng = np.random.default_rng(0)
+    x, kernel, bias = (rng.normal(size=shape).astype("float32") for shape in ((2, 5, 8), (8, 6), (6,)))
+    got = keras.ops.convert_to_numpy(project(x, kernel, bias if with_bias else None))
+    want = x @ kernel + (bias if with_bias else 0.0)
+    assert got.shape == (2, 5, 6)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
