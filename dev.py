@@ -15,6 +15,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -132,8 +133,13 @@ def _test_run(run, pytest_args, jax_cache, **kwargs):
     env.update(JAX_COMPILATION_CACHE_DIR=jax_cache, JAX_COMPILATION_CACHE_MAX_SIZE=str(2**33),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
     command = [PYTHON, "-m", "pytest", "-q", "--durations=15", *arguments, *pytest_args]
-    print(f"\n=== tests on {backend} {' '.join(arguments)} ===", flush=True, file=kwargs.get("stdout"))
-    return _run(command, env=env, **kwargs)
+    out = kwargs.get("stdout")
+    print(f"\n=== tests on {backend} {' '.join(arguments)} ===", flush=True, file=out)
+    started = time.monotonic()
+    code = _run(command, env=env, **kwargs)
+    # pytest's own "in N s" leaves out the interpreter's start and its imports.
+    print(f"=== exit {code} after {time.monotonic() - started:.0f} s wall ===", flush=True, file=out)
+    return code
 
 
 def test(pytest_args):
