@@ -7,6 +7,7 @@ Everything is processed `batch_size` items at a time, so inputs of any length
 fit in memory; a progress bar appears once a call has run more than 8 batches.
 """
 
+import contextlib
 import itertools
 
 import keras
@@ -204,7 +205,8 @@ class InferenceMethods(ChecksBatches):
             if space == "joint":
                 batch, count, width = tokens.shape
                 flat = ops.reshape(ops.convert_to_tensor(tokens), (batch * count, 1, width))
-                pooled = _normalized(vision.pooling(flat))
+                with without_autograd(vision):
+                    pooled = _normalized(vision.pooling(flat))
                 tokens = pooled.reshape(batch, count, width)
             return [
                 np.asarray(t[: h * w], "float32").reshape(h, w, -1)
@@ -237,30 +239,31 @@ class InferenceMethods(ChecksBatches):
         inputs = self.image_inputs(images, max_num_patches)
         if len(texts) != len(next(iter(inputs.values()))):
             raise ValueError(f"Got {len(texts)} texts for {len(next(iter(inputs.values())))} images.")
-        vision = self.backbone.vision_encoder(inputs)
-        memory, memory_mask = vision["patch_features"], inputs.get("patch_mask")
-        centres = self.image_positions(inputs, memory)
-        tokens, positions = referring_prompt(self.text_inputs(texts), self.decoder.sequence_length)
-        offset = self.decoder.text_vocabulary_size
-        bins = self.num_coordinate_bins
-        task = np.ones(len(texts), "int32")  # LocCaDecoder.TASKS[1]: referring
-        rows = np.arange(len(texts))
-        boxes = np.zeros((len(texts), 4), "float32")
-        for step in range(4):  # ymin, xmin, ymax, xmax
-            hidden = self.decoder(tokens, memory, memory_mask, task, image_positions=centres)
-            logits = ops.convert_to_numpy(self.decoder.logits(hidden))
-            scores = logits[rows, positions + step, offset : offset + bins].astype("float64")
-            if decoding == "greedy":
-                chosen = scores.argmax(-1)
-                boxes[:, step] = (chosen + 0.5) / bins
-            else:
-                probabilities = np.exp(scores - scores.max(-1, keepdims=True))
-                probabilities /= probabilities.sum(-1, keepdims=True)
-                expected = probabilities @ np.arange(bins)
-                chosen = np.rint(expected).astype("int64")
-                boxes[:, step] = (expected + 0.5) / bins
-            tokens[rows, positions + step + 1] = offset + chosen
-        return boxes
+        with without_autograd(self):  # eager calls: no autograd graph on PyTorch
+            vision = self.backbone.vision_encoder(inputs)
+            memory, memory_mask = vision["patch_features"], inputs.get("patch_mask")
+            centres = self.image_positions(inputs, memory)
+            tokens, positions = referring_prompt(self.text_inputs(texts), self.decoder.sequence_length)
+            offset = self.decoder.text_vocabulary_size
+            bins = self.num_coordinate_bins
+            task = np.ones(len(texts), "int32")  # LocCaDecoder.TASKS[1]: referring
+            rows = np.arange(len(texts))
+            boxes = np.zeros((len(texts), 4), "float32")
+            for step in range(4):  # ymin, xmin, ymax, xmax
+                hidden = self.decoder(tokens, memory, memory_mask, task, image_positions=centres)
+                logits = ops.convert_to_numpy(self.decoder.logits(hidden))
+                scores = logits[rows, positions + step, offset : offset + bins].astype("float64")
+                if decoding == "greedy":
+                    chosen = scores.argmax(-1)
+                    boxes[:, step] = (chosen + 0.5) / bins
+                else:
+                    probabilities = np.exp(scores - scores.max(-1, keepdims=True))
+                    probabilities /= probabilities.sum(-1, keepdims=True)
+                    expected = probabilities @ np.arange(bins)
+                    chosen = np.rint(expected).astype("int64")
+                    boxes[:, step] = (expected + 0.5) / bins
+                tokens[rows, positions + step + 1] = offset + chosen
+            return boxes
 
     # ------------------------------------------------------------ export
     def export(self, filepath, format="tf_saved_model", max_num_patches=None, verbose=True):
@@ -283,6 +286,19 @@ class InferenceMethods(ChecksBatches):
 
 
 # ---------------------------------------------------------------- helpers
+def without_autograd(model):
+    """A context for eager inference calls outside Keras' loops (whose
+    `predict` already runs under `no_grad`): on PyTorch `torch.inference_mode()`,
+    so that no autograd graph is recorded, unless `model` is not built yet
+    (weights created inside would be inference tensors that training cannot
+    use). Elsewhere, no change."""
+    if keras.backend.backend() != "torch" or not model.built:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.inference_mode()
+
+
 def _normalized(pooled):
     return ops.convert_to_numpy(l2_normalize(ops.convert_to_tensor(pooled, "float32")))
 

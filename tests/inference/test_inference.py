@@ -1,6 +1,7 @@
 """`SigLIP2` inference methods: input forms, batching, similarity, zero-shot,
 retrieval and dense patch features, against direct calls of the towers."""
 
+import contextlib
 import io
 
 import numpy as np
@@ -208,3 +209,58 @@ def test_locate_decodings_agree_when_the_decoder_is_certain():
     np.testing.assert_allclose(model.locate(images, texts, decoding="greedy"), 7.5 / bins)
     with pytest.raises(ValueError, match="decoding"):
         model.locate(images, texts, decoding="beam")
+
+
+@pytest.mark.backends
+def test_without_autograd_only_for_built_models_on_torch():
+    import keras
+
+    from keras_siglip2.models.inference import without_autograd
+
+    built = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    not_built = keras.Sequential([keras.layers.Dense(2)])
+    if keras.backend.backend() != "torch":
+        assert isinstance(without_autograd(built), contextlib.nullcontext)
+        return
+    import torch
+
+    with without_autograd(built):
+        assert torch.is_inference_mode_enabled()
+    with without_autograd(not_built):  # its weights would become inference tensors
+        assert not torch.is_inference_mode_enabled()
+
+
+@pytest.mark.backends
+def test_a_model_trains_after_inference(monkeypatch):
+    """`locate` and joint patch features run without autograd on PyTorch
+    (`torch.inference_mode`); the weights stay ordinary tensors that a later
+    training step updates."""
+    import keras
+
+    from keras_siglip2.data import demo_dataset
+    from keras_siglip2.data.pipeline import training_batches
+    from tests.training.helpers import first_batch, tiny_model
+
+    model = tiny_model(naflex=True, seed=4)
+    on_torch = keras.backend.backend() == "torch"
+    modes, logits = [], model.decoder.logits
+    if on_torch:
+        import torch
+
+        monkeypatch.setattr(model.decoder, "logits", lambda hidden: modes.append(
+            torch.is_inference_mode_enabled()) or logits(hidden))
+    model.embed_images(IMAGES[:2])
+    model.embed_texts(TEXTS[:2])
+    model.patch_features(IMAGES[:2], space="joint")
+    model.locate(IMAGES[:2], TEXTS[:2])
+    if on_torch:
+        assert modes == [True] * 4  # one decoder step per box coordinate
+        assert not any(v.value.is_inference() for v in model.variables)
+    batch = first_batch(training_batches(demo_dataset(8, seed=0), model, 4, seed=0))
+    model.compile()
+    kernel = model.backbone.vision_encoder.encoder_blocks[0].attention.query.kernel
+    before = np.array(ops.convert_to_numpy(kernel))
+    logs = model.train_on_batch(batch, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    assert not np.array_equal(before, ops.convert_to_numpy(kernel))
+    assert model.embed_texts(TEXTS[:2]).shape[0] == 2
