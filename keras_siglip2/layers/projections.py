@@ -9,7 +9,9 @@ on the 3-D tensor and then adds the bias. Flattening the leading axes first
 - on JAX the backward's weight gradient contracts one flattened axis instead
   of two; XLA on CPU ran the 3-D form's forward + backward at half the speed
   (`benchmarks/projection_grad.py`).
-TensorFlow and a quantized layer keep Keras' own call. LoRA works unchanged
+`project` does the same for a bare kernel (the patch embedding, the
+self-supervised heads' prototype scores). TensorFlow and a quantized layer
+keep Keras' own call. LoRA works unchanged
 (`kernel` is the merged kernel). Weights, names and numerics are Keras' own;
 the classes keep Keras' class names because `.weights.h5` files key layers
 held in lists by their class name (`dense`, `einsum_dense`): presets saved
