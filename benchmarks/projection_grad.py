@@ -7,7 +7,8 @@ to the kernel, the bias and the input.
 Shapes (`(B, T, D)` → out): the demo's image tower (32 × 64 tokens, width 96:
 MLP in and attention query), a B/16 tower at batch 8 (196 tokens, width
 768: MLP in and query) and its masked patches' prototype scores (a `Dense`
-without bias computes them as `PrototypeHead` does: `layers.projections.project`). Prints each side's median milliseconds over
+without bias computes them as `PrototypeHead` does with
+`layers.projections.project`). Prints each side's median milliseconds over
 `--repeats` interleaved rounds and the speed-up (median of per-round ratios
 Keras / ours); the largest gradient difference shows both compute the same.
 
@@ -55,8 +56,8 @@ def layer_pair(kind, out):
     from keras_siglip2.layers import projections
 
     if kind in ("dense", "matmul"):
-        use_bias = kind == "dense"
-        layers = keras.layers.Dense(out, use_bias=use_bias), projections.Dense(out, use_bias=use_bias)
+        layers = tuple(cls(out, use_bias=kind == "dense")
+                       for cls in (keras.layers.Dense, projections.Dense))
     else:
         layers = tuple(cls(kind, output_shape=(None, *out), bias_axes="nh")
                        for cls in (keras.layers.EinsumDense, projections.EinsumDense))

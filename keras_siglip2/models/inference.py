@@ -243,7 +243,9 @@ class InferenceMethods(ChecksBatches):
             vision = self.backbone.vision_encoder(inputs)
             memory, memory_mask = vision["patch_features"], inputs.get("patch_mask")
             centres = self.image_positions(inputs, memory)
-            tokens, positions = referring_prompt(self.text_inputs(texts), self.decoder.sequence_length)
+            tokens, positions = referring_prompt(
+                self.text_inputs(texts), self.decoder.sequence_length
+            )
             offset = self.decoder.text_vocabulary_size
             bins = self.num_coordinate_bins
             task = np.ones(len(texts), "int32")  # LocCaDecoder.TASKS[1]: referring

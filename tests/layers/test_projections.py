@@ -95,7 +95,8 @@ def test_same_outputs_and_gradients_as_keras(case, lora, dtype):
 @pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "bias"])
 def test_project_multiplies_the_last_axis(with_bias):
     rng = np.random.default_rng(0)
-    x, kernel, bias = (rng.normal(size=shape).astype("float32") for shape in ((2, 5, 8), (8, 6), (6,)))
+    x, kernel, bias = (rng.normal(size=shape).astype("float32")
+                       for shape in ((2, 5, 8), (8, 6), (6,)))
     got = keras.ops.convert_to_numpy(project(x, kernel, bias if with_bias else None))
     want = x @ kernel + (bias if with_bias else 0.0)
     assert got.shape == (2, 5, 6)
