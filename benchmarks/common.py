@@ -18,8 +18,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-# B widths (the smoke test shrinks them).
+# B widths (the smoke test and `--tiny` shrink them).
 WIDTHS = {"width": 768, "mlp": 3072, "heads": 12}
+# `--tiny`: operators that cost microseconds, so that a call's time is the
+# library's host (Python) time: what an accelerator waits for when the host
+# cannot launch its kernels fast enough.
+TINY_WIDTHS = {"width": 32, "mlp": 64, "heads": 2}
 TEXT_LENGTH = 64
 BACKENDS = ("jax", "tensorflow", "torch")
 
@@ -173,6 +177,20 @@ def run_backends(script, args, flags, backends):
             continue
         results[backend] = json.loads(done.stdout.strip().splitlines()[-1])
     return results
+
+
+def add_tiny_flag(parser):
+    """`--tiny`: `TINY_WIDTHS` instead of B widths (see `use_widths`)."""
+    parser.add_argument("--tiny", action="store_true",
+                        help=f"widths {TINY_WIDTHS}: time each library's host overhead")
+
+
+def use_widths(args):
+    """Switch `WIDTHS` to `TINY_WIDTHS` when `args.tiny`; the widths' name for reports."""
+    if args.tiny:
+        WIDTHS.update(TINY_WIDTHS)
+        return f"tiny widths (host overhead: {WIDTHS['width']} wide, MLP {WIDTHS['mlp']})"
+    return "B widths" if WIDTHS["width"] == 768 else f"width {WIDTHS['width']}"
 
 
 def format_table(rows, columns):

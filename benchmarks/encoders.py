@@ -19,8 +19,11 @@ rounds after `--warmup`); the matmul peak is measured in the same process.
 Utilisation = matmul FLOPs of the forward pass (projections, MLP, attention
 scores; NaFlex: real patches only) / time / peak.
 
+`--tiny` shrinks the widths until the operators cost microseconds: the
+times are then each library's host overhead per call.
+
 Usage:
-    python benchmarks/encoders.py --task image [--depth 12] [--batch 8]
+    python benchmarks/encoders.py --task image [--depth 12] [--batch 8] [--tiny]
         [--backends jax,tensorflow,torch] [--repeats 5] [--warmup 2]
 """
 
@@ -52,8 +55,10 @@ def parse(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--backends", default=",".join(common.BACKENDS))
+    common.add_tiny_flag(parser)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.widths = common.use_widths(args)
     args.batch = args.batch or DEFAULT_BATCH[args.task]
     return args
 
@@ -98,7 +103,7 @@ def make_inputs(args):
 
 
 def reference_model(args):
-    """transformers model at B widths with `args.depth` layers (random init)."""
+    """transformers model at `common.WIDTHS` with `args.depth` layers (random init)."""
     import torch
     from transformers import Siglip2Config, Siglip2Model, SiglipConfig, SiglipModel
 
@@ -196,7 +201,7 @@ def describe(args):
             "naflex": f"NaFlex B/16 at {args.patches} patches, grids "
                       f"{naflex_grids(args.batch, args.patches)}",
             "text": f"text tower, length {common.TEXT_LENGTH}"}[args.task]
-    return (f"{what}, batch {args.batch}, depth {args.depth}, float32; median of "
+    return (f"{what}, {args.widths}, batch {args.batch}, depth {args.depth}, float32; median of "
             f"{args.repeats} interleaved rounds after {args.warmup} warm-up. "
             "'vs' columns: that row's speed relative to the peer (>1: faster).")
 
@@ -206,7 +211,8 @@ def main(argv=None):
     if args.json:
         print(json.dumps(run_one(args)))
         return
-    flags = ("task", "depth", "batch", "image_size", "patches", "vocab", "repeats", "warmup")
+    flags = ("task", "depth", "batch", "image_size", "patches", "vocab", "repeats", "warmup",
+             "tiny")
     results = common.run_backends(os.path.abspath(__file__), args, flags, args.backends.split(","))
     print(describe(args))
     print()

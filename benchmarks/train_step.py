@@ -21,9 +21,12 @@ MLP, attention scores; embeddings, loss ignored) / step time / peak. For
 self-supervised passes are extra work not counted: its utilisation is a
 lower bound).
 
+`--tiny` shrinks the widths until the operators cost microseconds: the step
+times are then each library's host overhead per step.
+
 Usage:
     python benchmarks/train_step.py [--depth 2] [--batch 8] [--image-size 224]
-        [--vocab 32000 | --full-vocab] [--repeats 5] [--warmup 2] [--no-full]
+        [--vocab 32000 | --full-vocab] [--repeats 5] [--warmup 2] [--no-full] [--tiny]
         [--backends jax,tensorflow,torch]
 
 Absolute times on shared machines are noise; read the ratio columns.
@@ -55,8 +58,10 @@ def parse(argv=None):
     parser.add_argument("--no-full", action="store_true", help="skip the full-recipe model")
     parser.add_argument("--backends", default=",".join(common.BACKENDS),
                         help="comma-separated; each runs in its own subprocess")
+    common.add_tiny_flag(parser)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.widths = common.use_widths(args)
     if args.full_vocab:
         args.vocab = FULL_VOCAB
     return args
@@ -240,7 +245,7 @@ def report(results, args):
         full = ("LocCa decoder + self-distillation + masked prediction" if first["self_supervised"]
                 else "LocCa decoder only (this SigLIP2 has no self-supervised losses)")
     lines = [
-        f"SigLIP2 training step, B widths, depth {args.depth}, image {args.image_size}, batch "
+        f"SigLIP2 training step, {args.widths}, depth {args.depth}, image {args.image_size}, batch "
         f"{args.batch}, text {common.TEXT_LENGTH}, vocab {args.vocab:,}, float32; median of "
         f"{args.repeats} interleaved rounds after {args.warmup} warm-up. 'ours full': {full}.",
         "",
@@ -260,7 +265,7 @@ def main(argv=None):
     if args.json:
         print(json.dumps(run_one(args)))
         return
-    flags = ("depth", "batch", "image_size", "vocab", "repeats", "warmup", "no_full")
+    flags = ("depth", "batch", "image_size", "vocab", "repeats", "warmup", "no_full", "tiny")
     results = common.run_backends(os.path.abspath(__file__), args, flags, args.backends.split(","))
     print(report(results, args))
 

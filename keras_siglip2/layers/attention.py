@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_siglip2.layers.attention_kernels import dot_product_attention
 from keras_siglip2.layers.projections import EinsumDense
+from keras_siglip2.layers.sublayers import call_sublayer
 
 
 @keras.saving.register_keras_serializable(package="keras_siglip2")
@@ -63,11 +64,12 @@ class MultiHeadAttention(keras.layers.Layer):
     def call(self, query, key_value=None, key_mask=None, attention_mask=None, training=None):
         key_value = query if key_value is None else key_value
         attended = dot_product_attention(
-            self.query(query), self.key(key_value), self.value(key_value),
+            call_sublayer(self.query, query), call_sublayer(self.key, key_value),
+            call_sublayer(self.value, key_value),
             scale=1.0 / math.sqrt(self.head_dim), key_mask=key_mask, mask=attention_mask,
             training=training,
         )
-        return self.attention_output(attended)
+        return call_sublayer(self.attention_output, attended)
 
     def compute_output_spec(self, query, key_value=None, key_mask=None, attention_mask=None,
                             training=None):

@@ -12,6 +12,7 @@ from keras import ops
 
 from keras_siglip2.layers.attention import MultiHeadAttention
 from keras_siglip2.layers.projections import Dense
+from keras_siglip2.layers.sublayers import call_sublayer
 
 LAYER_NORM_EPSILON = 1e-6
 REMAT_MODES = (None, "mlp", "block")
@@ -39,8 +40,10 @@ class RematerialisedBlock(keras.layers.Layer):
         if self.remat == "mlp":
             # A lambda, not the layer itself: JAX does not differentiate the
             # weights of a Keras layer handed to `jax.checkpoint` directly.
-            return x + keras.remat(lambda normed: self.mlp(normed))(self.mlp_norm(x))
-        return x + self.mlp(self.mlp_norm(x))
+            return x + keras.remat(lambda normed: call_sublayer(self.mlp, normed))(
+                call_sublayer(self.mlp_norm, x)
+            )
+        return x + call_sublayer(self.mlp, call_sublayer(self.mlp_norm, x))
 
     def rematerialised(self, forward, *tensors):
         """`forward(*tensors)`, recomputed in the backward pass when `remat ==
@@ -95,7 +98,8 @@ class MLP(keras.layers.Layer):
         self.fc2.build((*input_shape[:-1], self.intermediate_dim))
 
     def call(self, x):
-        return self.fc2(keras.activations.gelu(self.fc1(x), approximate=True))
+        hidden = keras.activations.gelu(call_sublayer(self.fc1, x), approximate=True)
+        return call_sublayer(self.fc2, hidden)
 
     def get_config(self):
         return {**super().get_config(), "intermediate_dim": self.intermediate_dim}
@@ -118,8 +122,9 @@ class TransformerEncoderBlock(RematerialisedBlock):
 
     def call(self, x, key_mask=None, training=None):
         def forward(x, key_mask):
-            attended = self.attention(
-                self.attention_norm(x), key_mask=key_mask, training=training
+            attended = call_sublayer(
+                self.attention, call_sublayer(self.attention_norm, x), key_mask=key_mask,
+                training=training,
             )
             return self.mlp_residual(x + attended)
 
@@ -174,14 +179,14 @@ class TransformerDecoderBlock(RematerialisedBlock):
 
         def forward(x, memory, memory_mask, self_attention_mask):
             sequences = ops.reshape(x, (-1, length, width))  # (B·K, T, D)
-            sequences = sequences + self.self_attention(
-                self.self_attention_norm(sequences), attention_mask=self_attention_mask,
-                training=training,
+            sequences = sequences + call_sublayer(
+                self.self_attention, call_sublayer(self.self_attention_norm, sequences),
+                attention_mask=self_attention_mask, training=training,
             )
             rows = ops.reshape(sequences, (-1, per_memory * length, width))  # (B, K·T, D)
-            rows = rows + self.cross_attention(
-                self.cross_attention_norm(rows), memory, key_mask=memory_mask,
-                training=training,
+            rows = rows + call_sublayer(
+                self.cross_attention, call_sublayer(self.cross_attention_norm, rows), memory,
+                key_mask=memory_mask, training=training,
             )
             return ops.reshape(self.mlp_residual(rows), shape)
 

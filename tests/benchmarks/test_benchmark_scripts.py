@@ -18,7 +18,7 @@ TINY = ["--depth", "1", "--repeats", "1", "--warmup", "1"]
 
 @pytest.fixture(autouse=True)
 def tiny_widths(monkeypatch):
-    monkeypatch.setattr(common, "WIDTHS", {"width": 32, "mlp": 64, "heads": 2})
+    monkeypatch.setattr(common, "WIDTHS", dict(common.TINY_WIDTHS))
 
 
 @pytest.mark.parametrize("task, extra", [
@@ -39,10 +39,11 @@ def test_encoders_table(task, extra):
 
 def test_train_step_table():
     args = train_step.parse([*TINY, "--image-size", "32", "--batch", "2", "--vocab", "100",
-                             "--no-full"])
+                             "--no-full", "--tiny"])
     result = train_step.run_one(args)
     assert abs(result["loss"] - result["reference_loss"]) < 1e-4
     text = train_step.report({result["backend"]: result}, args)
+    assert "tiny widths (host overhead: 32 wide" in text
     for name in ("ours sigmoid", "transformers", "keras-hub"):
         assert f"| {name} |" in text
 
