@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_siglip2.layers.attention import MultiHeadAttention
+from keras_siglip2.layers.sublayers import call_sublayer
 from keras_siglip2.layers.transformer import MLP, layer_norm
 
 
@@ -38,8 +39,8 @@ class MAPHead(keras.layers.Layer):
         probe = ops.broadcast_to(
             ops.cast(self.probe, tokens.dtype), (ops.shape(tokens)[0], 1, ops.shape(tokens)[2])
         )
-        x = self.attention(probe, tokens, key_mask=key_mask, training=training)
-        x = x + self.mlp(self.norm(x))
+        x = call_sublayer(self.attention, probe, tokens, key_mask=key_mask, training=training)
+        x = x + call_sublayer(self.mlp, call_sublayer(self.norm, x))
         return x[:, 0]
 
     def compute_output_spec(self, tokens, key_mask=None, training=None):

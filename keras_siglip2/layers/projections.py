@@ -57,6 +57,19 @@ def flat_linear(inputs, kernel, bias, contracted):
     return ops.reshape(outputs, (*leading, *kernel.shape[contracted:]))
 
 
+def as_tensor(value):
+    """`value` as a backend tensor: a Keras variable's value (autocast
+    applied), a backend tensor as it is, anything else converted. Cheaper
+    than `ops.convert_to_tensor` (which first looks for symbolic tensors),
+    and a projection converts three values per call: on eager PyTorch that
+    is host time on every call."""
+    if isinstance(value, keras.Variable):
+        return value.value
+    if ops.is_tensor(value):
+        return value
+    return ops.convert_to_tensor(value)
+
+
 def flattens():
     """Whether this backend projects through `flat_linear` (PyTorch, JAX)."""
     return keras.backend.backend() in ("torch", "jax")
@@ -68,9 +81,8 @@ def project(inputs, kernel, bias=None):
     if not flattens():
         outputs = ops.matmul(inputs, kernel)
         return outputs if bias is None else outputs + bias
-    convert = ops.convert_to_tensor
-    bias = None if bias is None else convert(bias)
-    return flat_linear(convert(inputs), convert(kernel), bias, contracted=1)
+    bias = None if bias is None else as_tensor(bias)
+    return flat_linear(as_tensor(inputs), as_tensor(kernel), bias, contracted=1)
 
 
 class FlatProjection:
@@ -85,10 +97,9 @@ class FlatProjection:
         contracted = self._contracted_axes()
         if not flattens() or contracted is None:
             return super().call(inputs, training=training)
-        convert = ops.convert_to_tensor
         outputs = flat_linear(
-            convert(inputs), convert(self.kernel),
-            None if self.bias is None else convert(self.bias), contracted,
+            as_tensor(inputs), as_tensor(self.kernel),
+            None if self.bias is None else as_tensor(self.bias), contracted,
         )
         return outputs if self.activation is None else self.activation(outputs)
 
