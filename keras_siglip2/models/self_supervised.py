@@ -20,6 +20,7 @@ import math
 
 import keras
 from keras import ops
+from keras.src import backend as keras_backend
 
 from keras_siglip2 import losses
 from keras_siglip2.layers.projections import Dense, project
@@ -138,12 +139,44 @@ class PrototypeHead(keras.layers.Layer):
 def ema_update(pairs, momentum, active):
     """For each `(teacher, student)` variable pair: `teacher ← m·teacher +
     (1 − m)·student` when `active`, else `teacher ← student` (so the teacher
-    starts as the student at switch-on)."""
+    starts as the student at switch-on). On eager PyTorch one in-place
+    `torch._foreach_lerp_` over all pairs (`_torch_ema_update`)."""
+    pairs = list(pairs)
+    if _lerps_in_place(pairs, momentum):
+        return _torch_ema_update(pairs, momentum, active)
     active = ops.cast(active, "bool")
     for teacher, student in pairs:
         value = ops.cast(ops.stop_gradient(student), teacher.dtype)
         averaged = momentum * teacher + (1.0 - momentum) * value
         teacher.assign(ops.where(active, averaged, value))
+
+
+def _lerps_in_place(pairs, momentum):
+    """Whether `ema_update` can run as `_torch_ema_update`: eager PyTorch (not
+    while `torch.compile` traces), a Python momentum, each pair of one dtype."""
+    if keras.backend.backend() != "torch" or not isinstance(momentum, (int, float)):
+        return False
+    import torch
+
+    return not torch.compiler.is_compiling() and all(t.dtype == s.dtype for t, s in pairs)
+
+
+def _torch_ema_update(pairs, momentum, active):
+    """`ema_update` as one `torch._foreach_lerp_`: teacher += w·(student −
+    teacher), w = 1 − m, or w = 1 when not active (PyTorch's lerp then gives
+    the student exactly). Each variable is read and written once, where the
+    `keras.ops` form makes a temporary per operation: for a B/16 tower on a
+    2-core CPU 23 ms against 175 ms, and one launch instead of seven per
+    variable on a GPU."""
+    import torch
+
+    # The stored values, whatever autocast scope the caller is in: an
+    # autocast copy would take the update and drop it.
+    with keras_backend.AutocastScope(None):
+        teachers = [t.value for t, _ in pairs]
+        students = [s.value for _, s in pairs]
+    with torch.no_grad():
+        torch._foreach_lerp_(teachers, students, 1.0 - momentum if bool(active) else 1.0)
 
 
 def size_factor(vision_width):

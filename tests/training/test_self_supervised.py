@@ -85,13 +85,31 @@ def test_local_position_table_matches_the_naflex_resize():
 
 
 @pytest.mark.backends
-def test_ema_update_formula():
+def test_ema_update_formula(monkeypatch):
     teacher = [keras.Variable(np.full((3,), 1.0, "float32"))]
     student = [keras.Variable(np.full((3,), 3.0, "float32"))]
     ema_update(zip(teacher, student), 0.9, active=True)
     np.testing.assert_allclose(_numpy(teacher[0]), 0.9 * 1.0 + 0.1 * 3.0, rtol=1e-6)
     ema_update(zip(teacher, student), 0.9, active=False)
     np.testing.assert_allclose(_numpy(teacher[0]), 3.0)
+
+    rng = np.random.default_rng(0)
+    values = [rng.normal(size=shape).astype("float32") for shape in ((4, 5), (5,), (2, 3, 2))]
+    teacher = [keras.Variable(v) for v in values]
+    student = [keras.Variable(2 * v + 1) for v in values]
+    launches = []
+    if keras.backend.backend() == "torch":  # one in-place lerp over all pairs
+        import torch
+
+        lerp = torch._foreach_lerp_
+        monkeypatch.setattr(torch, "_foreach_lerp_", lambda *a: launches.append(1) or lerp(*a))
+    ema_update(zip(teacher, student), 0.75, active=keras.ops.convert_to_tensor(True))
+    for t, v in zip(teacher, values):
+        np.testing.assert_allclose(_numpy(t), 0.75 * v + 0.25 * (2 * v + 1), rtol=1e-6, atol=1e-6)
+    ema_update(zip(teacher, student), 0.75, active=keras.ops.convert_to_tensor(False))
+    for t, v in zip(teacher, values):  # the student exactly
+        np.testing.assert_array_equal(_numpy(t), 2 * v + 1)
+    assert len(launches) == (2 if keras.backend.backend() == "torch" else 0)
 
 
 # On TensorFlow, `remat` moves the switch-on from the graph into Python
