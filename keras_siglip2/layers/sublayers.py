@@ -4,11 +4,12 @@
 On PyTorch every operator runs eagerly, so Keras' `Layer.__call__` (argument
 conversion, signature binding, `training` resolution, name and autocast
 scopes, torch module hooks) runs on every call: about 0.1 ms of Python, where
-`torch.nn.Module.__call__` takes 2 µs. A transformer block calls nine
+`torch.nn.Module.__call__` takes 1 µs. A transformer block calls ten
 sub-layers (two norms, attention and its four projections, the MLP and its
-two projections); a 12-layer training step of both towers makes 280 layer
-calls, about 30 ms of host time a GPU waits for (`benchmarks/host_overhead.py`).
-On JAX and TensorFlow the layers run once, while tracing, and are left alone.
+two projections); a 12-layer training step of both towers made 284 layer
+calls, host time a GPU waits for (`benchmarks/train_step.py --tiny`,
+`benchmarks/RESULTS.md` §10). On JAX and TensorFlow the layers run once,
+while tracing, and are left alone.
 
 `call_sublayer(layer, ...)` calls `layer.call(...)` directly, in the
 autocast scope `Layer.__call__` would set, only when that call would do
